@@ -1,0 +1,24 @@
+# Two commands do all set-up on a fresh machine: `make run` (install + build + serve) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint
+
+$(BIN)/critic: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/critic
+
+run: install
+	$(BIN)/critic build
+	$(BIN)/critic serve
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
+	$(BIN)/pytest

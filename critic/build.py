@@ -1,0 +1,131 @@
+"""`critic build`: import -> store -> embed -> train the StyleVAE -> index. Each step reuses what it can."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from critic.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from critic.corpus import import_catalog, load_walters
+from critic.embed import MODEL_ID, EmbeddingCache, embed_texts
+from critic.home import Home
+from critic.labels import label_of
+from critic.records import LABEL_FIELDS, Artwork
+from critic.split import split_by_creator
+from critic.store import ArtworkStore
+from critic.train import TrainConfig, evaluate_vae, train_vae
+from critic.vae import VAEConfig
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def training_data_hash(records: Sequence[Artwork], configs: Sequence[object]) -> str:
+    """What the VAE was trained on: texts, labels and keywords of the train split, plus the configs."""
+    digest = hashlib.sha256(MODEL_ID.encode())
+    for r in sorted(records, key=lambda r: r.id):
+        labels = [label_of(r, name) for name in LABEL_FIELDS]
+        digest.update(json.dumps([r.id, r.text_hash(), labels, r.keywords]).encode())
+    digest.update(json.dumps([asdict(c) for c in configs], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def embed_store(home: Home, records: Sequence[Artwork], progress: bool = True) -> tuple[np.ndarray, int]:
+    """Embeddings of every record's text through the on-disk cache; returns (vectors, newly encoded)."""
+    return embed_texts([r.text() for r in records], EmbeddingCache(home.cache_path), progress=progress)
+
+
+def build(
+    home: Home,
+    catalog: str | Path | None = None,
+    mapping: dict[str, str] | None = None,
+    limit: int | None = None,
+    vae_config: VAEConfig | None = None,
+    train_config: TrainConfig | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = _log,
+) -> dict:
+    """Build (or refresh) everything under ``home``; returns the build info that `critic info` shows.
+
+    Catalog records are upserted: artworks added through the API stay unless the catalog replaces them.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    home.root.mkdir(parents=True, exist_ok=True)
+
+    step = time.perf_counter()
+    if catalog is None:
+        imported, rejected, source = load_walters(limit), [], "walters"
+    else:
+        result = import_catalog(catalog, mapping)
+        imported, rejected, source = result.records[:limit] if limit else result.records, result.rejected, str(catalog)
+        log(f"import: {result.summary()}")
+        for rejection in rejected[:20]:
+            log(f"  rejected {rejection}")
+    store = ArtworkStore(home.store_path)
+    store.upsert_many(imported)
+    records = store.all()
+    timings["import_s"] = time.perf_counter() - step
+    log(f"store: {len(imported)} records imported, {len(records)} in the collection")
+
+    step = time.perf_counter()
+    embeddings, encoded = embed_store(home, records, progress)
+    timings["embed_s"] = time.perf_counter() - step
+    log(f"embed: {encoded} new texts encoded, {len(records) - encoded} from the cache")
+
+    step = time.perf_counter()
+    train_ids, test_ids = split_by_creator(records)
+    rows = {r.id: i for i, r in enumerate(records)}
+    train_rows = np.array([rows[i] for i in train_ids], dtype=np.int64)
+    test_rows = np.array([rows[i] for i in test_ids], dtype=np.int64)
+    vc, tc = vae_config or VAEConfig(), train_config or TrainConfig()
+    train_records = [records[i] for i in train_rows]
+    data_hash = training_data_hash(train_records, [vc, tc])
+    try:
+        model, vocab, meta = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
+        log("vae: training data unchanged, checkpoint reused")
+    except CheckpointError:
+        model, vocab, history = train_vae(embeddings[train_rows], train_records, vc, tc, progress=progress)
+        meta = {"embedding_model": MODEL_ID, "data_hash": data_hash, "epochs": len(history)}
+        meta["train"] = {k: v for k, v in history[-1].items() if k != "epoch"}
+        meta["test"] = evaluate_vae(model, vocab, embeddings[test_rows], [records[i] for i in test_rows])
+        save_checkpoint(home.vae_dir, model, vocab, meta)
+        log(f"vae: trained on {len(train_rows)} artworks, held-out {_summarise(meta['test'])}")
+    timings["vae_s"] = time.perf_counter() - step
+
+    timings["total_s"] = time.perf_counter() - started
+    info = {
+        "source": source,
+        "artworks": len(records),
+        "imported": len(imported),
+        "rejected": len(rejected),
+        "with_description": sum(bool(r.description.strip()) for r in records),
+        "train": len(train_rows),
+        "test": len(test_rows),
+        "embedding_model": MODEL_ID,
+        "embedding_dim": int(embeddings.shape[1]),
+        "newly_embedded": encoded,
+        "latent_dim": model.config.latent_dim,
+        "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "test")},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+    }
+    home.write_info(info)
+    log(f"build: done in {timings['total_s']:.1f} s")
+    return info
+
+
+def _summarise(metrics: dict) -> str:
+    accuracy = ", ".join(f"{k} {v:.2f}" for k, v in metrics["attribute_accuracy"].items())
+    return (
+        f"ELBO {metrics['elbo']:.1f}, recon {metrics['recon']:.1f}, KL {metrics['kl']:.1f}, "
+        f"active units {metrics['active_units']}/{metrics['latent_dim']}, accuracy: {accuracy}"
+    )

@@ -1,0 +1,98 @@
+"""The `critic` command line. Bad input exits 2 with one readable line; success exits 0."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from critic.home import Home
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    """Bad input to a command, reported as one line."""
+
+
+def _home_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--home", help="build directory (default: $CRITIC_HOME or the user data directory)")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from critic.build import build
+    from critic.corpus import parse_mapping
+
+    if args.map and not args.catalog:
+        raise UsageError("--map needs --catalog (the bundled collection has its own mapping)")
+    info = build(Home.resolve(args.home), args.catalog, parse_mapping(args.map), limit=args.limit)
+    if args.json:
+        print(json.dumps(info, indent=1))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    home = Home.resolve(args.home)
+    info = home.read_info()
+    if not info:
+        raise UsageError(f"nothing built in {home.root}: run `critic build`")
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    vae = info["vae"]["test"]
+    print(f"home:        {home.root}")
+    print(f"collection:  {info['artworks']} artworks ({info['with_description']} described) from {info['source']}")
+    print(f"split:       {info['train']} train / {info['test']} test (by creator)")
+    print(f"embeddings:  {info['embedding_model']} ({info['embedding_dim']}-d)")
+    print(f"style VAE:   {info['latent_dim']}-d latent, {vae['active_units']} active units, held-out ELBO "
+          f"{vae['elbo']:.1f} (recon {vae['recon']:.1f}, KL {vae['kl']:.1f})")
+    accuracy = ", ".join(f"{k} {v:.2f}" for k, v in vae["attribute_accuracy"].items())
+    print(f"attributes:  held-out accuracy {accuracy}")
+    print(f"built at:    {info['built_at']} in {info['timings']['total_s']:.0f} s")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"build": cmd_build, "info": cmd_info}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="critic", description="Style-similar artworks and drafted critiques.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="import a catalog (default: the bundled Walters collection), embed, train, index")
+    p.add_argument("--catalog", help="CSV, JSON or JSONL catalog of another museum")
+    p.add_argument("--map", action="append", help="canonical=column,... (e.g. title=Title,creators=Artist)")
+    p.add_argument("--limit", type=int, help="import only the first N records (for a quick trial)")
+    p.add_argument("--json", action="store_true", help="print the build info as JSON")
+    _home_option(p)
+
+    p = sub.add_parser("info", help="what is built: counts, model ids, VAE metrics, build time")
+    p.add_argument("--json", action="store_true")
+    _home_option(p)
+    return parser
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from critic.checkpoint import CheckpointError
+    from critic.corpus import CatalogError
+    from critic.store import StoreError
+
+    return (UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except _known_errors() as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"critic: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("critic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

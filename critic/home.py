@@ -1,0 +1,56 @@
+"""Where a build lives: ``--home``, else ``$CRITIC_HOME``, else the user's data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("CRITIC_HOME") or user_data_dir("critic", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Home:
+    """The files of one build. Everything else can be rebuilt from ``artworks.sqlite``."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, path: str | Path | None = None) -> Home:
+        return cls(Path(path).expanduser() if path else default_home())
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "artworks.sqlite"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.root / "embeddings.sqlite"
+
+    @property
+    def vae_dir(self) -> Path:
+        return self.root / "vae"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def info_path(self) -> Path:
+        return self.root / "build.json"
+
+    def read_info(self) -> dict:
+        try:
+            return json.loads(self.info_path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def write_info(self, info: dict) -> None:
+        tmp = self.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1, sort_keys=True))
+        os.replace(tmp, self.info_path)

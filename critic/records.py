@@ -1,0 +1,104 @@
+"""The artwork record every part of the service speaks (DESIGN.md, "Records")."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: Single-valued text fields, in the order a composed text mentions them.
+TEXT_FIELDS = (
+    "title",
+    "date_text",
+    "medium",
+    "classification",
+    "object_type",
+    "style",
+    "period",
+    "culture",
+    "description",
+    "image_url",
+    "url",
+)
+#: Labels the style VAE predicts from the latent and the recommendation evaluation scores.
+LABEL_FIELDS = ("period", "style", "culture", "classification", "object_type")
+
+
+@dataclass
+class Artwork:
+    """One artwork. ``id`` is the source catalog's own id, as a string.
+
+    Example:
+        >>> a = Artwork(id="37", title="Madonna", creators=["Giovanni Bellini"], period="Renaissance")
+        >>> a.text().startswith("Madonna")
+        True
+    """
+
+    id: str
+    title: str = ""
+    creators: list[str] = field(default_factory=list)
+    date_text: str = ""
+    year_start: int | None = None
+    year_end: int | None = None
+    medium: str = ""
+    classification: str = ""
+    object_type: str = ""
+    style: str = ""
+    period: str = ""
+    culture: str = ""
+    keywords: list[str] = field(default_factory=list)
+    description: str = ""
+    image_url: str = ""
+    url: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Artwork:
+        """Build a record from a dict with canonical keys; keys that are not fields go to ``metadata``."""
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        extra = {k: v for k, v in data.items() if k not in names}
+        record = cls(**known)
+        record.metadata = {**record.metadata, **extra}
+        return record
+
+    def composed_text(self) -> str:
+        """A sentence-like text built from the fields, for records without a description."""
+        parts = [self.title or self.object_type or "Untitled"]
+        if self.creators:
+            parts.append("by " + ", ".join(self.creators))
+        if self.date_text:
+            parts.append(self.date_text)
+        lead = ", ".join(parts) + "."
+        facts = [
+            f"{label}: {value}."
+            for label, value in (
+                ("Object", self.object_type),
+                ("Medium", self.medium),
+                ("Classification", self.classification),
+                ("Style", self.style),
+                ("Period", self.period),
+                ("Culture", self.culture),
+            )
+            if value
+        ]
+        if self.keywords:
+            facts.append("Keywords: " + ", ".join(self.keywords) + ".")
+        return " ".join([lead, *facts])
+
+    def text(self) -> str:
+        """The text the sentence model embeds: title and curatorial description, else a composed text."""
+        if self.description.strip():
+            return f"{self.title}. {self.description.strip()}" if self.title else self.description.strip()
+        return self.composed_text()
+
+    def text_hash(self) -> str:
+        return text_hash(self.text())
+
+
+def text_hash(text: str) -> str:
+    """Stable content hash of an embedded text (the embedding cache key, with the model id)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

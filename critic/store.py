@@ -1,0 +1,125 @@
+"""ArtworkStore: the records' source of truth, an SQLite database in WAL mode.
+
+Every write is one transaction committed with ``synchronous=FULL``, so a write that returned survives a crash
+and a write that failed leaves the stored records exactly as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from critic.records import Artwork
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS artworks (id TEXT PRIMARY KEY, record TEXT NOT NULL, text_hash TEXT NOT NULL)"
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or is damaged."""
+
+
+class ArtworkStore:
+    """Records keyed by their catalog id.
+
+    Example:
+        >>> store = ArtworkStore(":memory:")
+        >>> store.upsert_many([Artwork(id="1", title="Vase")])
+        1
+        >>> store.get("1").title
+        'Vase'
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        self._local = threading.local()
+        try:
+            with self._connect(write=True) as db:
+                db.execute(_SCHEMA)
+                (status,) = db.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"artwork database {self.path} is unreadable ({exc}); run `critic repair`") from exc
+        if status != "ok":
+            raise StoreError(f"artwork database {self.path} is damaged ({status}); run `critic repair`")
+
+    def _connect(self, write: bool = False) -> _Transaction:
+        # One connection per thread: sqlite3 connections must not be shared across the server's threads.
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._local.db = db
+        return _Transaction(db, "BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def upsert_many(self, records: Iterable[Artwork]) -> int:
+        """Insert or replace records in one transaction; returns how many were written."""
+        rows = [(r.id, json.dumps(r.to_dict(), ensure_ascii=False), r.text_hash()) for r in records]
+        with self._connect(write=True) as db:
+            db.executemany(
+                "INSERT INTO artworks (id, record, text_hash) VALUES (?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET record = excluded.record, text_hash = excluded.text_hash",
+                rows,
+            )
+        return len(rows)
+
+    def get(self, artwork_id: str) -> Artwork | None:
+        with self._connect() as db:
+            row = db.execute("SELECT record FROM artworks WHERE id = ?", (artwork_id,)).fetchone()
+        return Artwork.from_dict(json.loads(row[0])) if row else None
+
+    def delete(self, artwork_id: str) -> bool:
+        with self._connect(write=True) as db:
+            return db.execute("DELETE FROM artworks WHERE id = ?", (artwork_id,)).rowcount > 0
+
+    def replace_all(self, records: Iterable[Artwork]) -> int:
+        """Make the store hold exactly ``records`` (a rebuild), atomically."""
+        records = list(records)
+        with self._connect(write=True) as db:
+            db.execute("DELETE FROM artworks")
+            db.executemany(
+                "INSERT INTO artworks (id, record, text_hash) VALUES (?, ?, ?)",
+                [(r.id, json.dumps(r.to_dict(), ensure_ascii=False), r.text_hash()) for r in records],
+            )
+        return len(records)
+
+    def __iter__(self) -> Iterator[Artwork]:
+        return iter(self.all())
+
+    def all(self) -> list[Artwork]:
+        with self._connect() as db:
+            rows = db.execute("SELECT record FROM artworks ORDER BY rowid").fetchall()
+        return [Artwork.from_dict(json.loads(r[0])) for r in rows]
+
+    def ids(self) -> list[str]:
+        with self._connect() as db:
+            return [r[0] for r in db.execute("SELECT id FROM artworks ORDER BY rowid")]
+
+    def text_hashes(self) -> dict[str, str]:
+        with self._connect() as db:
+            return dict(db.execute("SELECT id, text_hash FROM artworks"))
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM artworks").fetchone()[0]
+
+
+class _Transaction:
+    """``with`` block = one transaction: committed on success, rolled back on any error.
+
+    Writes take the write lock up front (IMMEDIATE) so two writers never deadlock half-way.
+    """
+
+    def __init__(self, db: sqlite3.Connection, begin: str):
+        self.db = db
+        self.begin = begin
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute(self.begin)
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")

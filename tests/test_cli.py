@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from critic.build import build
+from critic.cli import main
+from critic.train import TrainConfig
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_reports_the_build(capsys, built_home):
+    code, out, _ = run_cli(capsys, "info", "--home", str(built_home.root), "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert info["artworks"] == 300 and info["train"] + info["test"] == 300
+    assert info["embedding_model"].endswith("all-MiniLM-L6-v2")
+    assert set(info["vae"]["test"]) >= {"elbo", "kl", "active_units", "attribute_accuracy"}
+    code, out, _ = run_cli(capsys, "info", "--home", str(built_home.root))
+    assert code == 0 and "active units" in out
+
+
+def test_second_build_embeds_nothing_and_reuses_the_vae(built_home):
+    messages = []
+    info = build(built_home, limit=300, progress=False, log=messages.append, train_config=TrainConfig(epochs=15))
+    assert info["newly_embedded"] == 0
+    assert "vae: training data unchanged, checkpoint reused" in messages
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["build", "--catalog", "no/such/file.csv"], "no/such/file.csv"),
+        (["build", "--catalog", "{catalog}", "--map", "title"], "title"),
+        (["build", "--catalog", "{catalog}", "--map", "painter=Artist"], "painter"),
+        (["build", "--catalog", "{catalog}", "--map", "title=NoSuchColumn"], "NoSuchColumn"),
+        (["build", "--map", "title=Name"], "--catalog"),
+        (["info"], "critic build"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, message):
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("Ident,Name,Artist\n1,A vase,Anon\n")
+    argv = [a.replace("{catalog}", str(catalog)) for a in argv] + ["--home", str(tmp_path / "home")]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("critic: error:") and message in err
+    assert not (tmp_path / "home" / "artworks.sqlite").exists()
+
+
+def test_console_script_exit_code(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "critic.cli", "info", "--home", str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and result.stderr.startswith("critic: error:")

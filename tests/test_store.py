@@ -1,0 +1,47 @@
+import sqlite3
+
+import pytest
+
+from critic.records import Artwork
+from critic.store import ArtworkStore, StoreError
+
+
+def test_upsert_get_delete_round_trip(tmp_path):
+    store = ArtworkStore(tmp_path / "a.sqlite")
+    store.upsert_many([Artwork(id="1", title="Vase", keywords=["pot"]), Artwork(id="2", title="Bowl")])
+    store.upsert_many([Artwork(id="1", title="Amphora", metadata={"Dynasty": "Ming"})])
+    assert store.count() == 2
+    assert store.get("1").title == "Amphora"
+    assert store.get("1").metadata == {"Dynasty": "Ming"}
+    assert store.ids() == ["1", "2"]
+    assert store.delete("2") is True
+    assert store.delete("2") is False
+    assert store.get("2") is None
+
+
+def test_failed_write_changes_nothing(tmp_path):
+    store = ArtworkStore(tmp_path / "a.sqlite")
+    store.upsert_many([Artwork(id="1", title="Vase")])
+
+    class Unserialisable(Artwork):
+        def to_dict(self):
+            raise TypeError("cannot serialise")
+
+    with pytest.raises(TypeError):
+        store.upsert_many([Artwork(id="2", title="Bowl"), Unserialisable(id="3")])
+    assert store.ids() == ["1"]
+
+
+def test_writes_are_visible_to_a_second_connection(tmp_path):
+    path = tmp_path / "a.sqlite"
+    ArtworkStore(path).upsert_many([Artwork(id="9", title="Lamp")])
+    assert ArtworkStore(path).get("9").title == "Lamp"
+    (mode,) = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()
+    assert mode == "wal"
+
+
+def test_damaged_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "a.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="critic repair"):
+        ArtworkStore(path)
