@@ -1,0 +1,34 @@
+"""The FAISS store over style latents and the recommenders built on it (DESIGN.md, index/)."""
+
+from index.errors import (
+    FilterError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexMissingError,
+    IndexStoreError,
+    QueryError,
+    UnknownArtworkError,
+)
+from index.filters import Condition, FilterIndex, parse_where
+from index.recommend import Recommendation, Recommendations, Recommender, SimilarQuery
+from index.store import IndexDiff, VectorIndex, artwork_key
+
+__all__ = [
+    "Condition",
+    "FilterError",
+    "FilterIndex",
+    "IndexCorruptError",
+    "IndexDiff",
+    "IndexMismatchError",
+    "IndexMissingError",
+    "IndexStoreError",
+    "QueryError",
+    "Recommendation",
+    "Recommendations",
+    "Recommender",
+    "SimilarQuery",
+    "UnknownArtworkError",
+    "VectorIndex",
+    "artwork_key",
+    "parse_where",
+]

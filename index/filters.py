@@ -1,0 +1,231 @@
+"""Filters on record fields: ``field=value`` expressions parsed into conditions, answered as sets of ids.
+
+Syntax (case-insensitive, whitespace around values ignored; several conditions all have to hold):
+
+- ``period=Renaissance``: equality; on a list field (``creators``, ``keywords``) any element equals it.
+- ``culture=French|Italian``: any of the alternatives.
+- ``keywords~saint``: substring, on any text or list field; ``|`` separates alternatives here too.
+- ``year=1400..1500``: the artwork's span ``year_start..year_end`` overlaps the range; ``1400..``,
+  ``..1500`` and a single year ``1450`` work too, negative years are BCE. ``year_start`` and ``year_end``
+  take the same ranges but test the one value.
+- ``metadata.<key>=value``: an extra column kept in ``Artwork.metadata`` (the key is case-insensitive too).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from critic.records import Artwork
+from index.errors import FilterError
+from index.store import artwork_key
+
+LIST_FIELDS = ("creators", "keywords")
+YEAR_FIELDS = ("year", "year_start", "year_end")
+TEXT_FIELDS = tuple(f.name for f in fields(Artwork) if f.name not in LIST_FIELDS + YEAR_FIELDS + ("metadata",))
+METADATA_PREFIX = "metadata."
+KNOWN_FIELDS = TEXT_FIELDS + LIST_FIELDS + YEAR_FIELDS
+
+_EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*([=~])(.*)$", re.DOTALL)
+_RANGE = re.compile(r"^(-?\d+)?\s*\.\.\s*(-?\d+)?$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One parsed filter: ``field``, ``op`` ("=" or "~") and its alternatives.
+
+    Text alternatives are kept normalised (case-folded, single spaces); year alternatives are inclusive
+    ``(low, high)`` ranges with ``None`` for an open end. ``str(condition)`` gives a canonical expression.
+    """
+
+    field: str
+    op: str
+    values: tuple[str, ...] = ()
+    ranges: tuple[tuple[int | None, int | None], ...] = ()
+
+    def __str__(self) -> str:
+        if self.ranges:
+            shown = [
+                str(low) if low == high else f"{'' if low is None else low}..{'' if high is None else high}"
+                for low, high in self.ranges
+            ]
+            return f"{self.field}{self.op}{'|'.join(shown)}"
+        return f"{self.field}{self.op}{'|'.join(self.values)}"
+
+
+def parse_where(
+    where: Iterable[str] | Mapping[str, str | int | Sequence[str | int]],
+) -> tuple[Condition, ...]:
+    """Parse filter expressions (CLI ``--where``) or a ``{field: value or [values]}`` mapping (an API body).
+
+    Raises FilterError on an unknown field or bad syntax.
+
+    Example:
+        >>> [str(c) for c in parse_where(["period=Renaissance", "year=1400..1500", "culture=French|Italian"])]
+        ['period=renaissance', 'year=1400..1500', 'culture=french|italian']
+        >>> [str(c) for c in parse_where({"keywords": ["saint", "gold"]})]
+        ['keywords=saint|gold']
+    """
+    if isinstance(where, Mapping):
+        expressions = [
+            f"{name}={value if isinstance(value, str | int) else '|'.join(map(str, value))}"
+            for name, value in where.items()
+        ]
+    elif isinstance(where, str):
+        expressions = [where]
+    else:
+        expressions = list(where)
+    return tuple(_parse_one(expression) for expression in expressions)
+
+
+def _parse_one(expression: str) -> Condition:
+    match = _EXPRESSION.match(expression)
+    if not match:
+        raise FilterError(f"bad filter {expression!r}: expected field=value or field~text")
+    name, op, raw = match.group(1).lower(), match.group(2), match.group(3)
+    if name not in KNOWN_FIELDS and not (name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX)):
+        raise FilterError(f"unknown filter field {name!r}; known: {', '.join(KNOWN_FIELDS)}, metadata.<key>")
+    alternatives = [part.strip() for part in raw.split("|")]
+    if not all(alternatives):
+        raise FilterError(f"bad filter {expression!r}: empty value")
+    if name in YEAR_FIELDS:
+        if op != "=":
+            raise FilterError(f"bad filter {expression!r}: {name} takes a range like {name}=1400..1500")
+        return Condition(name, op, ranges=tuple(_parse_range(expression, part) for part in alternatives))
+    return Condition(name, op, values=tuple(normalise(part) for part in alternatives))
+
+
+def _parse_range(expression: str, text: str) -> tuple[int | None, int | None]:
+    if re.fullmatch(r"-?\d+", text):
+        return int(text), int(text)
+    match = _RANGE.match(text)
+    if not match or match.group(1) is None and match.group(2) is None:
+        raise FilterError(f"bad filter {expression!r}: {text!r} is not a year or a range like 1400..1500")
+    low = None if match.group(1) is None else int(match.group(1))
+    high = None if match.group(2) is None else int(match.group(2))
+    if low is not None and high is not None and low > high:
+        raise FilterError(f"bad filter {expression!r}: range {low}..{high} is empty")
+    return low, high
+
+
+def normalise(text: str) -> str:
+    """Case-folded with single spaces: the form filters compare."""
+    return " ".join(str(text).casefold().split())
+
+
+def field_values(record: Artwork, name: str) -> list[str]:
+    """The normalised text values a record holds in a text, list or ``metadata.<key>`` field."""
+    if name.startswith(METADATA_PREFIX):
+        wanted = name[len(METADATA_PREFIX) :]
+        value = next((v for k, v in record.metadata.items() if k.casefold() == wanted), None)
+        raw = value if isinstance(value, list | tuple) else [] if value is None else [value]
+    elif name in LIST_FIELDS:
+        raw = getattr(record, name)
+    else:
+        raw = [getattr(record, name)]
+    return [v for v in (normalise(item) for item in raw) if v]
+
+
+class FilterIndex:
+    """Answers conditions over records as sorted arrays of index keys (``artwork_key``), ready for the
+    vector search's id selector. Postings per field are built the first time the field is asked for.
+
+    It reads the records from the mapping it is given; call ``update(old, new)`` whenever a record in that
+    mapping is added, replaced or removed so that built postings stay true.
+    """
+
+    def __init__(self, records: Mapping[str, Artwork]):
+        self._records = records
+        self._postings: dict[str, dict[str, set[int]]] = {}
+        self._arrays: dict[tuple[str, str], np.ndarray] = {}  # postings as sorted arrays, made on demand
+        self._years: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def select(self, conditions: Sequence[Condition]) -> np.ndarray | None:
+        """Sorted int64 keys of the records meeting every condition; ``None`` when there are no conditions.
+
+        Example:
+            >>> filters = FilterIndex({"7": Artwork(id="7", culture="Italian")})
+            >>> filters.select(parse_where(["culture=italian"])).tolist() == [artwork_key("7")]
+            True
+        """
+        if not conditions:
+            return None
+        selected: np.ndarray | None = None
+        for condition in conditions:
+            matching = self._matching(condition)
+            selected = matching if selected is None else np.intersect1d(selected, matching, assume_unique=True)
+            if not len(selected):
+                break
+        return selected
+
+    def update(self, old: Artwork | None, new: Artwork | None) -> None:
+        """Keep built postings current after ``old`` was replaced by ``new`` (either may be None)."""
+        for name, postings in self._postings.items():
+            if old is not None:
+                for value in field_values(old, name):
+                    postings[value].discard(artwork_key(old.id))
+                    if not postings[value]:
+                        del postings[value]
+                    self._arrays.pop((name, value), None)
+            if new is not None:
+                for value in field_values(new, name):
+                    postings.setdefault(value, set()).add(artwork_key(new.id))
+                    self._arrays.pop((name, value), None)
+        self._years = None
+
+    def _matching(self, condition: Condition) -> np.ndarray:
+        if condition.ranges:
+            return self._in_years(condition)
+        postings = self._field_postings(condition.field)
+        if condition.op == "=":
+            values = [value for value in condition.values if value in postings]
+        else:
+            values = [value for value in postings if any(part in value for part in condition.values)]
+        arrays = [self._array(condition.field, value) for value in values]
+        if len(arrays) == 1:
+            return arrays[0]
+        return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
+
+    def _field_postings(self, name: str) -> dict[str, set[int]]:
+        if name not in self._postings:
+            postings: dict[str, set[int]] = {}
+            for record in self._records.values():
+                key = artwork_key(record.id)
+                for value in field_values(record, name):
+                    postings.setdefault(value, set()).add(key)
+            self._postings[name] = postings
+        return self._postings[name]
+
+    def _array(self, name: str, value: str) -> np.ndarray:
+        array = self._arrays.get((name, value))
+        if array is None:
+            array = np.sort(np.fromiter(self._postings[name][value], dtype=np.int64))
+            self._arrays[(name, value)] = array
+        return array
+
+    def _in_years(self, condition: Condition) -> np.ndarray:
+        if self._years is None:
+            records = sorted(self._records.values(), key=lambda r: artwork_key(r.id))
+            keys = np.array([artwork_key(r.id) for r in records], dtype=np.int64)
+            nan = math.nan
+            starts = np.array([nan if r.year_start is None else r.year_start for r in records], dtype=float)
+            ends = np.array([nan if r.year_end is None else r.year_end for r in records], dtype=float)
+            self._years = keys, starts, ends
+        keys, starts, ends = self._years
+        # A record dated by one end only is taken as that single year.
+        first_year = np.where(np.isnan(starts), ends, starts)
+        last_year = np.where(np.isnan(ends), starts, ends)
+        first, last = {
+            "year": (first_year, last_year),
+            "year_start": (starts, starts),
+            "year_end": (ends, ends),
+        }[condition.field]
+        mask = np.zeros(len(keys), dtype=bool)
+        for low, high in condition.ranges:
+            # NaN compares false, so undated records never match.
+            mask |= (last >= (-math.inf if low is None else low)) & (first <= (math.inf if high is None else high))
+        return keys[mask]

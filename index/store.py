@@ -1,0 +1,553 @@
+"""A FAISS index over unit latent vectors, keyed by artwork id, saved atomically with a checksummed manifest.
+
+Cosine similarity is the inner product of L2-normalised vectors. Below ``ivf_threshold`` vectors the index is
+exact (``IndexIDMap2`` over ``IndexFlatIP``); from there on it is an ``IndexIVFFlat`` with a hash-table direct
+map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search.
+HNSW was not chosen: FAISS cannot remove from it, its recall at 1M was lower (NOTES.md: 0.96 against 0.9999)
+and a selective filter cuts its graph, so it may return fewer than k hits that exist. See bench/search.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: From this many vectors on the index is IVF. bench/search.py: exact search costs about 1 ms per query at
+#: 50k x 64 on one core and grows linearly; IVF training takes under 2 s there and recall@10 stays >= 0.99.
+DEFAULT_IVF_THRESHOLD = 50_000
+#: Inverted lists probed per query; bench/search.py measured recall@10 >= 0.99 at 100k and 1M with it.
+DEFAULT_NPROBE = 16
+#: A filtered IVF search probes enough lists to expect this many of the filter's vectors in them.
+PROBED_TARGET = 256
+#: A filter selecting at most this many vectors is ranked exactly from their stored vectors; gathering
+#: them costs about 0.2 us each, less than scanning the lists that would hold them (bench/search.py).
+SUBSET_MAX = 2048
+#: k-means trains on at most this many vectors per list: enough for stable centroids, 4x faster than all.
+TRAIN_POINTS_PER_LIST = 64
+#: An IVF index is retrained when its size leaves [trained / RETRAIN_FACTOR, trained * RETRAIN_FACTOR].
+RETRAIN_FACTOR = 4
+
+
+def artwork_key(artwork_id: str) -> int:
+    """The stable int64 FAISS id of an artwork id: the first 63 bits of its sha256 (never -1, never reused).
+
+    Example:
+        >>> artwork_key("37") == artwork_key("37") > 0
+        True
+    """
+    return int.from_bytes(hashlib.sha256(artwork_id.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def nlist_for(count: int) -> int:
+    """Inverted lists for ``count`` vectors: 4 * sqrt(n), the low end of FAISS's guidance (fast to train),
+    and at most n / 39 so that k-means has the 39 points per centroid FAISS asks for."""
+    return max(1, min(int(4 * math.sqrt(count)), count // 39))
+
+
+@dataclass(frozen=True)
+class IndexDiff:
+    """What an index lacks against the records it should hold, by fingerprint (e.g. the text hash)."""
+
+    missing: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    @property
+    def to_encode(self) -> list[str]:
+        """Ids whose vectors must be (re)computed and upserted."""
+        return self.missing + self.changed
+
+
+class VectorIndex:
+    """Unit vectors by artwork id with cosine search, filters inside the search, and atomic persistence.
+
+    Thread-safe: one lock serialises searches and changes (a search takes well under a millisecond).
+
+    Example:
+        >>> index = VectorIndex(2)
+        >>> index.upsert(["a", "b"], np.array([[1.0, 0.0], [0.6, 0.8]]))
+        >>> [(i, round(s, 3)) for i, s in index.search(np.array([1.0, 0.1]), k=1)]
+        [('a', 0.995)]
+    """
+
+    #: See PROBED_TARGET and SUBSET_MAX; an instance may tune them (tests set 0 to reach other paths).
+    probed_target: int = PROBED_TARGET
+    subset_max: int = SUBSET_MAX
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        identity: Mapping[str, Any] | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+        nprobe: int = DEFAULT_NPROBE,
+    ):
+        if dim <= 0:
+            raise ValueError(f"dimension must be positive, got {dim}")
+        self.dim = dim
+        self.identity: dict[str, Any] = _json_normalised(dict(identity or {}))
+        self.ivf_threshold = ivf_threshold
+        self.nprobe = nprobe
+        self._index: faiss.Index = _new_flat(dim)
+        self._trained_count = 0
+        self._ids: dict[int, str] = {}
+        self._keys: dict[str, int] = {}
+        self._fingerprints: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    @classmethod
+    def build(
+        cls,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        fingerprints: Sequence[str] | None = None,
+        identity: Mapping[str, Any] | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+        nprobe: int = DEFAULT_NPROBE,
+    ) -> VectorIndex:
+        """A new index holding ``vectors`` (n, dim) under ``ids``; the type follows the size."""
+        matrix = np.asarray(vectors)
+        if matrix.ndim != 2:
+            raise ValueError(f"vectors must be a 2-d array, got shape {matrix.shape}")
+        index = cls(matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe)
+        index.upsert(ids, matrix, fingerprints)
+        return index
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def kind(self) -> str:
+        """``"flat"`` (exact) or ``"ivf"``."""
+        return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
+
+    @property
+    def nlist(self) -> int | None:
+        return self._index.nlist if isinstance(self._index, faiss.IndexIVF) else None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, artwork_id: object) -> bool:
+        return artwork_id in self._keys
+
+    def ids(self) -> list[str]:
+        """Indexed artwork ids, sorted."""
+        return sorted(self._keys)
+
+    def fingerprint(self, artwork_id: str) -> str | None:
+        return self._fingerprints.get(artwork_id)
+
+    def diff(self, fingerprints: Mapping[str, str]) -> IndexDiff:
+        """Compare with the wanted ``{artwork id: fingerprint}``, e.g. ``ArtworkStore.text_hashes()``."""
+        with self._lock:
+            return IndexDiff(
+                missing=sorted(i for i in fingerprints if i not in self._keys),
+                changed=sorted(i for i, f in fingerprints.items() if i in self._keys and self._fingerprints[i] != f),
+                removed=sorted(i for i in self._keys if i not in fingerprints),
+            )
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored unit vectors of ``ids``, shape (len(ids), dim); KeyError names an id not indexed."""
+        with self._lock:
+            return self._stored(np.array([self._key(i) for i in ids], dtype=np.int64))
+
+    def vector(self, artwork_id: str) -> np.ndarray:
+        return self.vectors([artwork_id])[0]
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        allow: Iterable[str] | np.ndarray | None = None,
+        exclude: Iterable[str] = (),
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best ``(id, cosine)`` for ``query``, best first, ties broken by id.
+
+        ``allow`` (ids, or an int64 array of their ``artwork_key`` as ``FilterIndex.select`` gives) and
+        ``exclude`` act inside the FAISS search through an id selector, so ``k`` hits come back whenever
+        ``k`` eligible vectors exist. Ids not indexed are ignored.
+
+        The answer is deterministic and prefix-consistent: asking for more hits never reorders the first
+        ones, which is what stable pagination needs. An IVF index ranks the eligible vectors of the probed
+        lists first and, past them (a deep page, or a filter the probed lists hardly hold), goes on with the
+        exact ranking of the rest. A filter raises nprobe so that the probed lists are expected to hold
+        ``probed_target`` of its vectors; one that selects at most ``subset_max`` vectors is ranked exactly
+        from those vectors alone (an IVF scan with a selector still pays for every vector it passes).
+        """
+        unit = _unit_rows(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
+        with self._lock:
+            allowed = None if allow is None else self._key_array(allow)
+            excluded = self._key_array(exclude)
+            if allowed is not None and len(excluded):
+                allowed = np.setdiff1d(allowed, excluded, assume_unique=True)
+            eligible = len(allowed) if allowed is not None else len(self._keys) - len(excluded)
+            if k <= 0 or eligible <= 0:
+                return []
+            if not isinstance(self._index, faiss.IndexIVF):
+                return self._ranked(unit, k, allowed, excluded, nprobe=0)
+            if allowed is not None and len(allowed) <= self.subset_max:
+                return self._exact(unit, k, allowed, excluded)
+            nlist = self._index.nlist
+            nprobe = min(nlist, max(self.nprobe, math.ceil(self.probed_target * nlist / eligible)))
+            probed = self._ranked(unit, k, allowed, excluded, nprobe)
+            if len(probed) == k or nprobe == nlist:
+                return probed
+            seen = np.array([self._keys[i] for i, _ in probed], dtype=np.int64)
+            rest_allowed = None if allowed is None else np.setdiff1d(allowed, seen, assume_unique=True)
+            return probed + self._exact(unit, k - len(probed), rest_allowed, np.union1d(excluded, seen))
+
+    # ---------------------------------------------------------------- changing
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, fingerprints: Sequence[str] | None = None) -> None:
+        """Add or replace vectors by id (normalised here); keys stay stable across replacements."""
+        ids = list(ids)
+        unit = _unit_rows(np.asarray(vectors, dtype=np.float32), self.dim, len(ids))
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate ids in one upsert")
+        if fingerprints is not None and len(fingerprints) != len(ids):
+            raise ValueError(f"{len(fingerprints)} fingerprints for {len(ids)} ids")
+        if not ids:
+            return
+        keys = np.array([artwork_key(i) for i in ids], dtype=np.int64)
+        with self._lock:
+            for artwork_id, key in zip(ids, keys.tolist(), strict=True):
+                owner = self._ids.get(key)
+                if owner is not None and owner != artwork_id:
+                    raise IndexStoreError(f"ids {owner!r} and {artwork_id!r} hash to the same key {key}")
+            replaced = np.array([k for i, k in zip(ids, keys.tolist(), strict=True) if i in self._keys], np.int64)
+            if len(replaced):
+                self._index.remove_ids(replaced)
+            if self.kind == "flat" and self._index.ntotal + len(keys) >= self.ivf_threshold:
+                # Growing past the threshold: train the IVF lists on everything at once.
+                held = np.array(list(self._ids.keys() - set(replaced.tolist())), dtype=np.int64)
+                self._reset(np.concatenate([held, keys]), np.concatenate([self._stored(held), unit]))
+            else:
+                self._index.add_with_ids(unit, keys)
+            for n, (artwork_id, key) in enumerate(zip(ids, keys.tolist(), strict=True)):
+                self._ids[key] = artwork_id
+                self._keys[artwork_id] = key
+                self._fingerprints[artwork_id] = fingerprints[n] if fingerprints is not None else ""
+            self._reshape_if_due()
+
+    def remove(self, ids: Iterable[str]) -> int:
+        """Remove ids (unknown ones are ignored); returns how many were removed."""
+        with self._lock:
+            present = [i for i in dict.fromkeys(ids) if i in self._keys]
+            if not present:
+                return 0
+            self._index.remove_ids(np.array([self._keys[i] for i in present], dtype=np.int64))
+            for artwork_id in present:
+                del self._ids[self._keys.pop(artwork_id)]
+                del self._fingerprints[artwork_id]
+            self._reshape_if_due()
+            return len(present)
+
+    def rebuild(self) -> None:
+        """Rebuild the FAISS structure from the stored vectors (retrains IVF lists); ids and scores stay."""
+        with self._lock:
+            keys = np.array(list(self._ids), dtype=np.int64)
+            self._reset(keys, self._stored(keys))
+
+    # -------------------------------------------------------------- persisting
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index to the folder ``path`` atomically; returns the manifest's path.
+
+        Data files carry their checksum in their name and are complete on disk (fsynced) before the manifest
+        that names them is renamed into place, so a crash leaves either the old or the new index readable.
+        """
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            ids = list(self._keys)
+            payloads = {
+                "index": (".faiss", faiss.serialize_index(self._index).tobytes()),
+                "ids": (
+                    ".json",
+                    json.dumps({"ids": ids, "fingerprints": [self._fingerprints[i] for i in ids]}).encode("utf-8"),
+                ),
+            }
+            manifest: dict[str, Any] = {
+                "format": FORMAT_VERSION,
+                "identity": self.identity,
+                "dim": self.dim,
+                "count": len(ids),
+                "index_type": self.kind,
+                "metric": "inner_product",
+                "nlist": self.nlist,
+                "nprobe": self.nprobe,
+                "ivf_threshold": self.ivf_threshold,
+                "trained_count": self._trained_count,
+                "faiss_version": faiss.__version__,
+                "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "files": {},
+            }
+        for role, (suffix, data) in payloads.items():
+            digest = hashlib.sha256(data).hexdigest()
+            name = f"{role}-{digest[:16]}{suffix}"
+            _atomic_write(folder / name, data)
+            manifest["files"][role] = {"name": name, "sha256": digest, "bytes": len(data)}
+        _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        _fsync_dir(folder)
+        kept = {entry["name"] for entry in manifest["files"].values()} | {MANIFEST}
+        for stale in folder.iterdir():
+            if stale.name not in kept and (stale.name.startswith(("index-", "ids-", ".tmp-"))):
+                stale.unlink(missing_ok=True)
+        return folder / MANIFEST
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, dim: int | None = None, identity: Mapping[str, Any] | None = None
+    ) -> VectorIndex:
+        """Load a saved index, checked whole and, when given, against the expected ``dim`` and ``identity``.
+
+        Raises IndexMissingError (nothing saved there), IndexCorruptError (a file missing, truncated or not
+        matching its checksum) or IndexMismatchError (another format, dimension or identity).
+        """
+        folder = Path(path)
+        manifest = _read_manifest(folder)
+        if manifest["format"] != FORMAT_VERSION:
+            raise IndexMismatchError(f"index at {folder} has format {manifest['format']}, expected {FORMAT_VERSION}")
+        if dim is not None and manifest["dim"] != dim:
+            raise IndexMismatchError(f"index at {folder} holds {manifest['dim']}-d vectors, expected {dim}-d")
+        if identity is not None:
+            expected = _json_normalised(dict(identity))
+            differing = sorted(
+                k
+                for k in expected.keys() | manifest["identity"].keys()
+                if expected.get(k) != manifest["identity"].get(k)
+            )
+            if differing:
+                raise IndexMismatchError(f"index at {folder} was built for another {', '.join(differing)}")
+        data = {role: _read_checked(folder, entry) for role, entry in manifest["files"].items()}
+        try:
+            faiss_index = faiss.deserialize_index(np.frombuffer(data["index"], dtype=np.uint8))
+            listing = json.loads(data["ids"])
+            ids, fingerprints = listing["ids"], listing["fingerprints"]
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"index at {folder} cannot be read: {str(exc).splitlines()[0][:120]}") from exc
+        if not (faiss_index.ntotal == len(ids) == len(fingerprints) == manifest["count"]) or (
+            faiss_index.d != manifest["dim"]
+        ):
+            raise IndexCorruptError(f"index at {folder} disagrees with its manifest (count or dimension)")
+        index = cls(
+            manifest["dim"],
+            identity=manifest["identity"],
+            ivf_threshold=manifest["ivf_threshold"],
+            nprobe=manifest["nprobe"],
+        )
+        index._index = faiss_index
+        index._trained_count = manifest["trained_count"]
+        index._keys = {i: artwork_key(i) for i in ids}
+        index._ids = {key: i for i, key in index._keys.items()}
+        index._fingerprints = dict(zip(ids, fingerprints, strict=True))
+        return index
+
+    # ----------------------------------------------------------------- private
+
+    def _key(self, artwork_id: str) -> int:
+        try:
+            return self._keys[artwork_id]
+        except KeyError:
+            raise KeyError(f"artwork {artwork_id!r} is not indexed") from None
+
+    def _key_array(self, ids: Iterable[str] | np.ndarray) -> np.ndarray:
+        if isinstance(ids, np.ndarray) and ids.dtype == np.int64:
+            return np.unique(ids)  # keys already; those of ids not indexed do no harm in a selector
+        keys = self._keys
+        return np.unique(np.fromiter((keys[i] for i in ids if i in keys), dtype=np.int64))
+
+    def _exact(
+        self, unit: np.ndarray, k: int, allowed: np.ndarray | None, excluded: np.ndarray
+    ) -> list[tuple[str, float]]:
+        """The exact top ``k`` by (score desc, id asc) among the selected vectors, however they are held."""
+        if allowed is None or len(allowed) > self.subset_max:
+            return self._ranked(unit, k, allowed, excluded, nprobe=getattr(self._index, "nlist", 0))
+        present = np.array([key for key in allowed.tolist() if key in self._ids], dtype=np.int64)
+        if not len(present):
+            return []
+        scores = self._index.reconstruct_batch(present) @ unit[0]
+        if len(scores) > k:
+            # Keep every vector that ties with the k-th score so that the id order decides among them.
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            present, scores = present[scores >= kth], scores[scores >= kth]
+        ids = self._ids
+        hits = [(ids[key], s) for key, s in zip(present.tolist(), scores.tolist(), strict=True)]
+        return _by_score_then_id(hits)[:k]
+
+    def _ranked(
+        self, unit: np.ndarray, k: int, allowed: np.ndarray | None, excluded: np.ndarray, nprobe: int
+    ) -> list[tuple[str, float]]:
+        """Exactly the top ``k`` selected vectors of the searched lists by (score desc, id asc)."""
+        if allowed is not None:
+            selector: faiss.IDSelector | None = faiss.IDSelectorBatch(allowed)
+        elif len(excluded):
+            inner = faiss.IDSelectorBatch(excluded)  # kept referenced while the search runs
+            selector = faiss.IDSelectorNot(inner)
+        else:
+            selector = None
+        if isinstance(self._index, faiss.IndexIVF):
+            params: faiss.SearchParameters | None = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        fetch = k + 1
+        while True:
+            scores, keys = self._index.search(unit, fetch, params=params)
+            found = keys[0] >= 0
+            scores, keys = scores[0][found], keys[0][found]
+            # A tie across the cut would let FAISS's heap order pick the winner: widen until it is whole.
+            if len(keys) < fetch or scores[k - 1] != scores[-1]:
+                break
+            fetch *= 2
+        ids = self._ids
+        return _by_score_then_id([(ids[key], s) for s, key in zip(scores.tolist(), keys.tolist(), strict=True)])[:k]
+
+    def _stored(self, keys: np.ndarray) -> np.ndarray:
+        return self._index.reconstruct_batch(keys) if len(keys) else np.zeros((0, self.dim), np.float32)
+
+    def _reset(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the FAISS structure by one of the type the size calls for, holding exactly these vectors."""
+        if len(keys) >= self.ivf_threshold:
+            self._index = _new_ivf(vectors, nlist_for(len(keys)))
+            self._trained_count = len(keys)
+        else:
+            self._index = _new_flat(self.dim)
+            self._trained_count = 0
+        if len(keys):
+            self._index.add_with_ids(vectors, keys)
+
+    def _reshape_if_due(self) -> None:
+        count = len(self._keys)
+        if self.kind == "flat":
+            due = count >= self.ivf_threshold
+        else:
+            due = (
+                count < self.ivf_threshold // 2
+                or count > self._trained_count * RETRAIN_FACTOR
+                or count < self._trained_count // RETRAIN_FACTOR
+            )
+        if due:
+            self.rebuild()
+
+
+def _by_score_then_id(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    return sorted(hits, key=lambda hit: (-hit[1], hit[0]))
+
+
+def _new_flat(dim: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _new_ivf(vectors: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
+    dim = vectors.shape[1]
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.spherical = True  # centroids on the unit sphere, like the vectors they hold
+    index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
+    index.train(vectors)
+    # A hash-table direct map lets remove_ids and reconstruct work by id without scanning every list.
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    return index
+
+
+def _unit_rows(matrix: np.ndarray, dim: int, rows: int | None = None) -> np.ndarray:
+    if matrix.ndim != 2 or matrix.shape[1] != dim or (rows is not None and matrix.shape[0] != rows):
+        want = f"({rows if rows is not None else 'n'}, {dim})"
+        raise ValueError(f"vectors must have shape {want}, got {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise ValueError("vectors contain NaN or infinity")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError("a zero vector has no direction to compare")
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def _json_normalised(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(value, sort_keys=True))
+    except TypeError as exc:
+        raise ValueError(f"identity must be JSON-serialisable: {exc}") from None
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_MANIFEST_KEYS = {
+    "format": int,
+    "identity": dict,
+    "dim": int,
+    "count": int,
+    "nprobe": int,
+    "ivf_threshold": int,
+    "trained_count": int,
+    "files": dict,
+}
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise IndexMissingError(f"no index at {folder} ({MANIFEST} not found)")
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(manifest, dict) or any(
+        not isinstance(manifest.get(key), kind) for key, kind in _MANIFEST_KEYS.items()
+    ):
+        raise IndexCorruptError(f"{path} lacks a field or has one of the wrong type")
+    if set(manifest["files"]) != {"index", "ids"} or any(
+        not isinstance(e, dict) or not {"name", "sha256", "bytes"} <= e.keys() for e in manifest["files"].values()
+    ):
+        raise IndexCorruptError(f"{path} does not list the index and ids files")
+    return manifest
+
+
+def _read_checked(folder: Path, entry: dict[str, Any]) -> bytes:
+    path = folder / str(entry["name"])
+    if path.parent != folder:
+        raise IndexCorruptError(f"{folder / MANIFEST} names a file outside its folder")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IndexCorruptError(f"index file {path} is missing") from None
+    if len(data) != entry["bytes"]:
+        raise IndexCorruptError(f"index file {path} has {len(data)} bytes, expected {entry['bytes']} (truncated?)")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise IndexCorruptError(f"index file {path} fails its sha256 checksum")
+    return data

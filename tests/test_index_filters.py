@@ -1,0 +1,136 @@
+"""Filter expressions: parsing, errors, and the ids each kind of condition selects."""
+
+from __future__ import annotations
+
+import pytest
+
+from critic.records import Artwork
+from index.errors import FilterError
+from index.filters import FilterIndex, parse_where
+from index.store import artwork_key
+
+RECORDS = {
+    r.id: r
+    for r in [
+        Artwork(
+            id="1",
+            title="Madonna and Child",
+            period="Renaissance",
+            culture="Italian",
+            creators=["Giovanni Bellini"],
+            keywords=["Madonna", "gold leaf"],
+            year_start=1470,
+            year_end=1480,
+        ),
+        Artwork(
+            id="2",
+            title="Saint George",
+            period="renaissance ",
+            culture="French",
+            keywords=["saints", "dragon"],
+            year_start=1500,
+            year_end=1510,
+            metadata={"Dynasty": "Valois"},
+        ),
+        Artwork(id="3", title="Tea bowl", period="Edo", culture="Japanese", keywords=["tea"], year_start=1700),
+        Artwork(id="4", title="Amphora", period="Archaic", culture="Greek", year_start=-540, year_end=-530),
+        Artwork(id="5", title="Untitled", culture="Italian", creators=["Unknown", "Giovanni Bellini"]),
+        Artwork(
+            id="6",
+            title="Book of Hours",
+            period="Gothic",
+            culture="French",
+            year_end=1420,
+            metadata={"Dynasty": "Valois"},
+        ),
+    ]
+}
+
+
+def ids_of(keys) -> set[str]:
+    """The record ids behind an array of index keys (which must be sorted and unique)."""
+    assert list(keys) == sorted(set(keys.tolist()))
+    return {i for i in RECORDS if artwork_key(i) in set(keys.tolist())}
+
+
+def select(*expressions: str) -> set[str]:
+    return ids_of(FilterIndex(RECORDS).select(parse_where(expressions)))
+
+
+def test_the_issue_examples_parse_to_canonical_conditions():
+    conditions = parse_where(["period=Renaissance", "year=1400..1500", "culture=French|Italian"])
+    assert [str(c) for c in conditions] == ["period=renaissance", "year=1400..1500", "culture=french|italian"]
+    assert conditions[1].ranges == ((1400, 1500),)
+    assert [str(c) for c in parse_where({"culture": ["French", "Italian"], "year": 1450})] == [
+        "culture=french|italian",
+        "year=1450",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "complaint"),
+    [
+        ("colour=red", "unknown filter field 'colour'"),
+        ("period", "expected field=value"),
+        ("=Renaissance", "expected field=value"),
+        ("period=", "empty value"),
+        ("culture=French|", "empty value"),
+        ("year=fifteenth", "not a year or a range"),
+        ("year=1500..1400", "is empty"),
+        ("year=..", "not a year or a range"),
+        ("year~1400", "takes a range"),
+        ("metadata.=x", "unknown filter field"),
+    ],
+)
+def test_bad_expressions_raise_one_line_filter_errors(expression, complaint):
+    with pytest.raises(FilterError) as error:
+        parse_where([expression])
+    assert complaint in str(error.value) and "\n" not in str(error.value)
+    assert isinstance(error.value, ValueError)
+
+
+def test_equality_is_case_and_space_insensitive_and_alternatives_are_any_of():
+    assert select("period=RENAISSANCE") == {"1", "2"}
+    assert select("culture=French|Japanese") == {"2", "3", "6"}
+    assert select("period=Renais") == set()
+
+
+def test_list_fields_match_any_element_and_substrings_work_on_text_and_lists():
+    assert select("creators=giovanni bellini") == {"1", "5"}
+    assert select("keywords~saint") == {"2"}
+    assert select("keywords~gold|tea") == {"1", "3"}
+    assert select("title~of") == {"6"}
+
+
+def test_year_ranges_overlap_the_artworks_span():
+    assert select("year=1400..1500") == {"1", "2", "6"}  # 2 starts in 1500, 6 is dated by its end only
+    assert select("year=1475") == {"1"}
+    assert select("year=..0") == {"4"}
+    assert select("year=1600..") == {"3"}
+    assert select("year=1420|1505") == {"2", "6"}
+    assert select("year_start=1470..1500") == {"1", "2"}
+    assert select("year_end=1420") == {"6"}
+
+
+def test_metadata_fields_and_conjunction():
+    assert select("metadata.dynasty=valois") == {"2", "6"}
+    assert select("culture=French", "year=1400..1450") == {"6"}
+    assert select("culture=French", "period=Edo") == set()
+    assert FilterIndex(RECORDS).select(()) is None
+
+
+def test_update_keeps_built_postings_true():
+    records = dict(RECORDS)
+    filters = FilterIndex(records)
+    assert ids_of(filters.select(parse_where(["culture=Italian"]))) == {"1", "5"}
+    assert ids_of(filters.select(parse_where(["year=1470"]))) == {"1"}
+    new = Artwork(id="7", culture="Italian", year_start=1470)
+    changed = Artwork(id="1", culture="Venetian", year_start=1300)
+    for old, record in ((None, new), (records["1"], changed)):
+        records[record.id] = record
+        filters.update(old, record)
+    del records["5"]
+    filters.update(RECORDS["5"], None)
+    assert filters.select(parse_where(["culture=Italian"])).tolist() == [artwork_key("7")]
+    assert filters.select(parse_where(["culture=Venetian"])).tolist() == [artwork_key("1")]
+    assert filters.select(parse_where(["year=1470"])).tolist() == [artwork_key("7")]
