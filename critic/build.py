@@ -14,14 +14,15 @@ import numpy as np
 
 from critic.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from critic.corpus import import_catalog, load_walters
-from critic.embed import MODEL_ID, EmbeddingCache, embed_texts
+from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, normalise
 from critic.home import Home
 from critic.labels import label_of
 from critic.records import LABEL_FIELDS, Artwork
 from critic.split import split_by_creator
 from critic.store import ArtworkStore
-from critic.train import TrainConfig, evaluate_vae, train_vae
+from critic.train import TrainConfig, encode_latents, evaluate_vae, train_vae
 from critic.vae import VAEConfig
+from index.store import VectorIndex
 
 
 def _log(message: str) -> None:
@@ -101,6 +102,17 @@ def build(
         log(f"vae: trained on {len(train_rows)} artworks, held-out {_summarise(meta['test'])}")
     timings["vae_s"] = time.perf_counter() - step
 
+    step = time.perf_counter()
+    index = VectorIndex.build(
+        [r.id for r in records],
+        normalise(encode_latents(model, embeddings)),
+        fingerprints=[r.text_hash() for r in records],
+        identity={"embedding_model": MODEL_ID, "vae": data_hash},
+    )
+    index.save(home.index_dir)
+    timings["index_s"] = time.perf_counter() - step
+    log(f"index: {len(index)} artworks, {index.kind} FAISS index")
+
     timings["total_s"] = time.perf_counter() - started
     info = {
         "source": source,
@@ -114,6 +126,7 @@ def build(
         "embedding_dim": int(embeddings.shape[1]),
         "newly_embedded": encoded,
         "latent_dim": model.config.latent_dim,
+        "index": {"kind": index.kind, "count": len(index)},
         "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "test")},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "timings": {k: round(v, 2) for k, v in timings.items()},

@@ -53,7 +53,60 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"build": cmd_build, "info": cmd_info}
+def cmd_similar(args: argparse.Namespace) -> int:
+    from critic.service import Service
+    from index.recommend import SimilarQuery
+
+    sources = [bool(args.id), bool(args.text), bool(args.like)]
+    if sum(sources) != 1:
+        raise UsageError("give exactly one of an artwork ID, --text or --like")
+    query = SimilarQuery(
+        id=args.id,
+        text=args.text,
+        like=args.like or (),
+        unlike=args.unlike or (),
+        k=args.k,
+        offset=args.offset,
+        where=args.where or (),
+        exclude=args.exclude or (),
+        diversity=args.diverse,
+        min_score=args.min_score,
+    )
+    result = Service.load(Home.resolve(args.home), log=lambda _: None).recommender.search(query).to_json()
+    if args.json:
+        print(json.dumps(result, indent=1, ensure_ascii=False))
+        return 0
+    for rank, hit in enumerate(result["results"], start=query.offset + 1):
+        creators = "; ".join(hit["creators"]) or "unknown maker"
+        print(f"{rank:>3}. {hit['score']:.3f}  [{hit['id']}] {hit['title']} ({creators})")
+        for reason in hit["why"]:
+            print(f"            - {reason}")
+    if not result["results"]:
+        print("no artwork matches")
+    elif result["next_offset"] is not None:
+        print(f"more: --offset {result['next_offset']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from critic.evaluate import evaluate_recommendations, format_precision_table
+
+    result = evaluate_recommendations(Home.resolve(args.home), k=args.k)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"precision@{result['k']} on {result['test_queries']} held-out artworks "
+              f"querying {result['artworks']} (dims: {result['dims']})")
+        print(format_precision_table(result))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "build": cmd_build,
+    "info": cmd_info,
+    "similar": cmd_similar,
+    "eval": cmd_eval,
+}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -70,6 +123,27 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what is built: counts, model ids, VAE metrics, build time")
     p.add_argument("--json", action="store_true")
     _home_option(p)
+
+    p = sub.add_parser("similar", help="style-similar artworks to an artwork, a text, or liked/disliked examples")
+    p.add_argument("id", nargs="?", help="artwork id (the catalog's own)")
+    p.add_argument("--text", help='free-text query, e.g. "stormy seascape with a lighthouse"')
+    p.add_argument("--like", action="append", metavar="ID", help="an artwork you like (repeatable)")
+    p.add_argument("--unlike", action="append", metavar="ID", help="an artwork you do not like (repeatable)")
+    p.add_argument("--k", type=int, default=10, help="results per page (default 10)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many results (pagination)")
+    p.add_argument("--where", action="append", metavar="FIELD=VALUE",
+                   help="filter, e.g. period=Renaissance, culture=French|Italian, year=1400..1500 (repeatable)")
+    p.add_argument("--exclude", action="append", metavar="ID", help="never return this artwork (repeatable)")
+    p.add_argument("--diverse", type=float, default=0.0, metavar="0..1", help="MMR diversity (0 = pure similarity)")
+    p.add_argument("--min-score", type=float, help="drop results below this cosine similarity")
+    p.add_argument("--json", action="store_true")
+    _home_option(p)
+
+    p = sub.add_parser("eval", help="measure the build (DESIGN.md's evaluation protocol)")
+    p.add_argument("what", choices=["recommend"], help="recommend: precision@k by label, TF-IDF vs MiniLM vs VAE")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    _home_option(p)
     return parser
 
 
@@ -77,8 +151,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from critic.checkpoint import CheckpointError
     from critic.corpus import CatalogError
     from critic.store import StoreError
+    from index.errors import FilterError, IndexStoreError, QueryError, UnknownArtworkError
 
-    return (UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError)
+    return (
+        UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError,
+        FilterError, IndexStoreError, QueryError, UnknownArtworkError,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,14 +7,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from critic.checkpoint import load_checkpoint
+from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, normalise
+from critic.home import Home
 from critic.labels import label_of
 from critic.records import Artwork
+from critic.split import split_by_creator
+from critic.store import ArtworkStore
+from critic.train import encode_latents
 
 EVAL_LABELS = ("period", "style", "culture", "classification")
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def nearest_neighbours(
@@ -60,7 +62,7 @@ def precision_at_k(
 
 def dense_scorer(vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Cosine similarity of query rows against all rows of ``vectors``."""
-    unit = _normalise(np.asarray(vectors, dtype=np.float32))
+    unit = normalise(np.asarray(vectors, dtype=np.float32))
     return lambda rows: unit[rows] @ unit.T
 
 
@@ -80,3 +82,34 @@ def compare_methods(
         "minilm": precision_at_k(dense_scorer(embeddings), records, test_rows, k),
         "vae": precision_at_k(dense_scorer(latents), records, test_rows, k),
     }
+
+
+def evaluate_recommendations(home: Home, k: int = 10) -> dict:
+    """Run the recommendation protocol on a build: the test split queries the whole collection."""
+    records = ArtworkStore(home.store_path).all()
+    embeddings, _ = embed_texts([r.text() for r in records], EmbeddingCache(home.cache_path), progress=True)
+    model, _, meta = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+    _, test_ids = split_by_creator(records)
+    rows = {r.id: i for i, r in enumerate(records)}
+    test_rows = np.array([rows[i] for i in test_ids], dtype=np.int64)
+    return {
+        "k": k,
+        "artworks": len(records),
+        "test_queries": len(test_rows),
+        "dims": {"tfidf": "sparse", "minilm": int(embeddings.shape[1]), "vae": model.config.latent_dim},
+        "precision": compare_methods(records, test_rows, embeddings, encode_latents(model, embeddings), k),
+    }
+
+
+def format_precision_table(result: dict) -> str:
+    """A Markdown table: one row per label (with its query count), one column per method."""
+    methods = list(result["precision"])
+    first = result["precision"][methods[0]]
+    labels = [name for name in (*EVAL_LABELS, "overall") if name in first]
+    header = f"| label | queries | {' | '.join(methods)} |"
+    lines = [header, "|" + "---|" * (len(methods) + 2)]
+    for name in labels:
+        queries = first.get(f"{name}_queries", result["test_queries"])
+        cells = " | ".join(f"{result['precision'][m][name]:.3f}" for m in methods)
+        lines.append(f"| {name} | {queries} | {cells} |")
+    return "\n".join(lines)

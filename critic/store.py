@@ -14,7 +14,11 @@ from pathlib import Path
 
 from critic.records import Artwork
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS artworks (id TEXT PRIMARY KEY, record TEXT NOT NULL, text_hash TEXT NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS artworks (id TEXT PRIMARY KEY, record TEXT NOT NULL, text_hash TEXT NOT NULL)",
+    # One row per write, in commit order: other processes serving the same store catch up from it.
+    "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL)",
+)
 
 
 class StoreError(RuntimeError):
@@ -37,7 +41,8 @@ class ArtworkStore:
         self._local = threading.local()
         try:
             with self._connect(write=True) as db:
-                db.execute(_SCHEMA)
+                for statement in _SCHEMA:
+                    db.execute(statement)
                 (status,) = db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"artwork database {self.path} is unreadable ({exc}); run `critic repair`") from exc
@@ -64,6 +69,7 @@ class ArtworkStore:
                 "ON CONFLICT(id) DO UPDATE SET record = excluded.record, text_hash = excluded.text_hash",
                 rows,
             )
+            db.executemany("INSERT INTO changes (id) VALUES (?)", [(row[0],) for row in rows])
         return len(rows)
 
     def get(self, artwork_id: str) -> Artwork | None:
@@ -73,18 +79,21 @@ class ArtworkStore:
 
     def delete(self, artwork_id: str) -> bool:
         with self._connect(write=True) as db:
-            return db.execute("DELETE FROM artworks WHERE id = ?", (artwork_id,)).rowcount > 0
+            deleted = db.execute("DELETE FROM artworks WHERE id = ?", (artwork_id,)).rowcount > 0
+            if deleted:
+                db.execute("INSERT INTO changes (id) VALUES (?)", (artwork_id,))
+            return deleted
 
-    def replace_all(self, records: Iterable[Artwork]) -> int:
-        """Make the store hold exactly ``records`` (a rebuild), atomically."""
-        records = list(records)
-        with self._connect(write=True) as db:
-            db.execute("DELETE FROM artworks")
-            db.executemany(
-                "INSERT INTO artworks (id, record, text_hash) VALUES (?, ?, ?)",
-                [(r.id, json.dumps(r.to_dict(), ensure_ascii=False), r.text_hash()) for r in records],
-            )
-        return len(records)
+    def changes_since(self, seq: int) -> tuple[int, list[str]]:
+        """Ids written or deleted after change number ``seq``, and the latest change number."""
+        with self._connect() as db:
+            rows = db.execute("SELECT seq, id FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+        latest = rows[-1][0] if rows else seq
+        return latest, list(dict.fromkeys(i for _, i in rows))
+
+    def last_change(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
 
     def __iter__(self) -> Iterator[Artwork]:
         return iter(self.all())

@@ -45,3 +45,15 @@ def test_damaged_database_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="critic repair"):
         ArtworkStore(path)
+
+
+def test_changes_log_lets_another_process_catch_up(tmp_path):
+    store = ArtworkStore(tmp_path / "a.sqlite")
+    store.upsert_many([Artwork(id="1"), Artwork(id="2")])
+    seq, changed = store.changes_since(0)
+    assert changed == ["1", "2"]
+    store.delete("1")
+    store.upsert_many([Artwork(id="3")])
+    latest, changed = ArtworkStore(tmp_path / "a.sqlite").changes_since(seq)
+    assert changed == ["1", "3"] and latest > seq
+    assert store.changes_since(latest) == (latest, [])
