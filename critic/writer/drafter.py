@@ -1,0 +1,296 @@
+"""Drafting a description: candidates from a drafter, fact-checked, re-embedded, the closest one kept.
+
+Every drafter turns a ``Grounding`` (the record, its own sentence embedding, its VAE latent, decoded
+attributes and nearest neighbours) into candidate texts. ``pick`` fills their slots from the target,
+drops candidates the fact check rejects, embeds the rest with the sentence model and keeps the one closest
+to the artwork's own embedding. A metadata-only template is the fallback, so a draft always exists and no
+unfilled slot reaches a user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from critic.records import Artwork
+from critic.writer.factcheck import check_draft, record_words
+from critic.writer.lexicon import Lexicon, singular
+from critic.writer.model import BOS, PAD, UNK, WriterModel, detokenize, tokenize
+from critic.writer.slots import (
+    OTHER_DATE,
+    SLOT_FIELDS,
+    SLOTS,
+    delexicalise,
+    fill,
+    fill_or_drop,
+    sentences,
+    slot_values,
+    unfilled_slots,
+)
+from critic.writer.train import conditioning_inputs
+
+#: texts -> (n, dim) unit-length sentence embeddings (critic.embed.embed_texts without its count)
+Embedder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A nearby artwork of the collection and its similarity score."""
+
+    record: Artwork
+    score: float
+
+
+@dataclass
+class Grounding:
+    """Everything the writer knows about one artwork."""
+
+    record: Artwork
+    embedding: np.ndarray  # the artwork's own sentence embedding: the target drafts are ranked against
+    latent: np.ndarray  # its VAE posterior mean
+    attributes: dict[str, str]  # attributes decoded from the latent, label -> value
+    neighbours: list[Neighbour] = field(default_factory=list)
+
+
+@dataclass
+class Draft:
+    """A chosen description and how it was chosen."""
+
+    text: str
+    drafter: str
+    source: str  # "decoder", "neighbour:<id>" or "template"
+    score: float  # cosine between the draft's embedding and the artwork's
+    candidates: int
+    rejected: int  # candidates the fact check turned down
+    slots: dict[str, str]
+
+    def evidence(self) -> dict:
+        used = [s for s in SLOTS if s in self.slots and self.slots[s] in self.text]
+        return {
+            "drafter": self.drafter,
+            "source": self.source,
+            "fields": sorted({SLOT_FIELDS[s] for s in used}),
+            "similarity": round(self.score, 4),
+            "candidates": self.candidates,
+            "rejected_by_fact_check": self.rejected,
+        }
+
+
+class Drafter(Protocol):
+    """Anything that drafts a description for a grounded artwork (the decoder, a baseline, an LLM)."""
+
+    name: str
+
+    def draft(self, grounding: Grounding, seed: int = 0) -> Draft: ...
+
+
+def template_description(record: Artwork, values: dict[str, str]) -> str:
+    """A metadata-only description: what the fields say, in two plain sentences.
+
+    Example:
+        >>> template_description(Artwork(id="1", title="Bowl", object_type="bowls"),
+        ...                      {"TITLE": "Bowl", "MEDIUM": "bronze"})
+        'Bowl is a bowl made of bronze.'
+    """
+    kind = (record.object_type or record.classification or "work").split(";")[0].strip()
+    kind = re.sub(r"\s*\(.*?\)", "", kind).lower()
+    if kind.endswith("s") and not kind.endswith("ss"):
+        kind = kind[:-1]
+    article = "an" if kind[:1] in "aeiou" else "a"
+    first = f"{values.get('TITLE', 'This work')} is {article} {kind}"
+    if "MEDIUM" in values:
+        first += f" made of {values['MEDIUM']}"
+    if "CREATOR" in values:
+        first += f" by {values['CREATOR']}"
+    elif "CULTURE" in values:
+        first += f" of {values['CULTURE']} origin"
+    if "DATE" in values:
+        first += f", dated {values['DATE']}"
+    context = [
+        f"the {values['PERIOD']} period" if "PERIOD" in values else "",
+        f"the {values['STYLE']} style" if "STYLE" in values else "",
+    ]
+    context = [c for c in context if c]
+    text = first + "."
+    if context:
+        text += f" It belongs to {' and '.join(context)}."
+    return text
+
+
+def template_draft(grounding: Grounding, lexicon: Lexicon, embed: Embedder, drafter: str) -> Draft:
+    values = slot_values(grounding.record, lexicon)
+    text = template_description(grounding.record, values)
+    score = float(embed([text])[0] @ np.asarray(grounding.embedding, dtype=np.float32))
+    return Draft(text, drafter, "template", score, 1, 0, values)
+
+
+def neighbour_text(neighbour: Artwork, lexicon: Lexicon, values: dict[str, str]) -> str:
+    """A neighbour's description with its own facts swapped for the target's (sentences that cannot be
+    refilled are dropped)."""
+    return fill_or_drop(delexicalise(neighbour.description, neighbour, lexicon), values)
+
+
+def supported_sentences(text: str, record: Artwork, lexicon: Lexicon) -> str:
+    """The sentences of ``text`` that pass the fact check against ``record``."""
+    return " ".join(s for s in sentences(text) if not check_draft(s, record, lexicon))
+
+
+def pick(
+    candidates: Sequence[tuple[str, str]],
+    grounding: Grounding,
+    embed: Embedder,
+    lexicon: Lexicon,
+    drafter: str,
+) -> Draft:
+    """Keep the candidate (text, source) closest to the artwork's embedding among those that pass the fact
+    check; the template if none does."""
+    record = grounding.record
+    values = slot_values(record, lexicon)
+    passing = [(t, s) for t, s in candidates if t.strip() and not check_draft(t, record, lexicon)]
+    rejected = sum(1 for t, _ in candidates if t.strip()) - len(passing)
+    if not passing:
+        passing = [(template_description(record, values), "template")]
+    vectors = embed([t for t, _ in passing])
+    scores = vectors @ np.asarray(grounding.embedding, dtype=np.float32)
+    best = int(np.argmax(scores))
+    text, source = passing[best]
+    return Draft(text, drafter, source, float(scores[best]), len(candidates), rejected, values)
+
+
+class DecoderDrafter:
+    """Samples the trained decoder; optionally adds the neighbours' refilled descriptions to the pool
+    (``neighbours``) and decoder continuations of their first sentences (``prompted`` per neighbour)."""
+
+    def __init__(
+        self,
+        model: WriterModel,
+        embed: Embedder,
+        samples: int = 8,
+        temperature: float = 0.8,
+        top_p: float = 0.9,
+        neighbours: int = 0,
+        prompted: int = 0,
+        name: str | None = None,
+    ):
+        self.model = model
+        self.embed = embed
+        self.samples = samples
+        self.temperature = temperature
+        self.top_p = top_p
+        self.neighbours = neighbours
+        self.prompted = prompted
+        self.name = name or "decoder" + ("+neighbours" if neighbours else "") + ("+prompted" if prompted else "")
+        vocab = model.config.vocab
+        self._always_banned = torch.tensor([t in (PAD, BOS, UNK, f"<{OTHER_DATE}>") for t in vocab])
+        self._slot_ids = {t[1:-1]: i for i, t in enumerate(vocab) if t[1:-1] in SLOTS}
+        lexicon = model.lexicon
+        self._names = {i: t for i, t in enumerate(vocab) if t in lexicon.name_tokens}
+        self._materials = {i: singular(t) for i, t in enumerate(vocab) if singular(t) in lexicon.materials}
+        self._numbers = {i: t for i, t in enumerate(vocab) if re.search(r"\d", t)}
+
+    def banned_tokens(self, record: Artwork, values: dict[str, str]) -> torch.Tensor:
+        """Tokens the decoder may not emit for this target: unfillable slots, other people's names,
+        materials and numbers the record does not support."""
+        banned = self._always_banned.clone()
+        own = record_words(record)
+        own_words = set(own)
+        own_materials = {singular(w) for w in own}
+        for slot, i in self._slot_ids.items():
+            banned[i] = slot not in values
+        for i, token in self._names.items():
+            banned[i] = token not in own_words
+        for i, material in self._materials.items():
+            banned[i] = material not in own_materials
+        date_text = record.date_text or ""
+        for i, token in self._numbers.items():
+            banned[i] = token not in date_text
+        return banned
+
+    def sample_texts(
+        self, grounding: Grounding, seed: int, prefix: Sequence[str] = (), samples: int | None = None
+    ) -> list[str]:
+        """Decoder drafts with the target's slot values filled in; each continues ``prefix`` (tokens of a
+        delexicalised sentence) when one is given."""
+        values = slot_values(grounding.record, self.model.lexicon)
+        config = self.model.config
+        n = samples or self.samples
+        latent = np.repeat(np.asarray(grounding.latent, dtype=np.float32)[None, :], n, 0)
+        inputs = conditioning_inputs(config, latent, [grounding.attributes] * n, [grounding.record.title] * n)
+        index = {t: i for i, t in enumerate(config.vocab)}
+        prefix_ids = [index.get(t, index[UNK]) for t in prefix]
+        generator = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            cond = self.model.decoder.conditioning(*inputs)
+            banned = self.banned_tokens(grounding.record, values)
+            ids = self.model.decoder.sample(cond, banned, generator, self.temperature, self.top_p, prefix=prefix_ids)
+        texts = []
+        for row in ids:
+            text = detokenize([*prefix, *(config.vocab[i] for i in row)])
+            complete = sentences(text)
+            if complete and not re.search(r"[.!?]$", complete[-1]) and len(complete) > 1:
+                complete = complete[:-1]  # cut off by the length limit mid-sentence
+            text = " ".join(complete)
+            if text and text[-1] not in ".!?":
+                text += "."
+            texts.append(fill(text, values))
+        return texts
+
+    def candidates(self, grounding: Grounding, seed: int) -> list[tuple[str, str]]:
+        """Free decoder samples; then, per neighbour, its refilled description and decoder continuations
+        of its first sentence the target can fill."""
+        pool = [(t, "decoder") for t in self.sample_texts(grounding, seed)]
+        lexicon = self.model.lexicon
+        values = slot_values(grounding.record, lexicon)
+        for rank, n in enumerate(grounding.neighbours[: self.neighbours], start=1):
+            if not n.record.description.strip():
+                continue
+            delexicalised = delexicalise(n.record.description, n.record, lexicon)
+            text = supported_sentences(fill_or_drop(delexicalised, values), grounding.record, lexicon)
+            pool.append((text, f"neighbour:{n.record.id}"))
+            fillable = [s for s in sentences(delexicalised) if set(unfilled_slots(s)) <= set(values)]
+            if self.prompted and fillable:
+                prefix = tokenize(fillable[0])
+                continued = self.sample_texts(grounding, seed + rank, prefix, self.prompted)
+                pool.extend((t, f"decoder+neighbour:{n.record.id}") for t in continued)
+        return pool
+
+    def draft(self, grounding: Grounding, seed: int = 0) -> Draft:
+        return pick(self.candidates(grounding, seed), grounding, self.embed, self.model.lexicon, self.name)
+
+
+class RetrievalDrafter:
+    """Baseline: the nearest neighbour's description with its slots refilled for the target."""
+
+    name = "retrieval"
+
+    def __init__(self, lexicon: Lexicon, embed: Embedder):
+        self.lexicon = lexicon
+        self.embed = embed
+
+    def draft(self, grounding: Grounding, seed: int = 0) -> Draft:
+        values = slot_values(grounding.record, self.lexicon)
+        for n in grounding.neighbours:
+            if n.record.description.strip():
+                text = neighbour_text(n.record, self.lexicon, values)
+                if text:
+                    score = float(self.embed([text])[0] @ grounding.embedding)
+                    return Draft(text, self.name, f"neighbour:{n.record.id}", score, 1, 0, values)
+        return template_draft(grounding, self.lexicon, self.embed, self.name)
+
+
+class TemplateDrafter:
+    """Baseline: the metadata-only template."""
+
+    name = "template"
+
+    def __init__(self, lexicon: Lexicon, embed: Embedder):
+        self.lexicon = lexicon
+        self.embed = embed
+
+    def draft(self, grounding: Grounding, seed: int = 0) -> Draft:
+        return template_draft(grounding, self.lexicon, self.embed, self.name)

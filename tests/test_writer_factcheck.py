@@ -1,0 +1,80 @@
+"""The fact check rejects unsupported years, names, media and unfilled slots, and passes supported ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from critic.records import Artwork
+from critic.writer.factcheck import check_draft
+from critic.writer.lexicon import build_lexicon
+
+MADONNA = Artwork(
+    id="10",
+    title="Madonna and Child",
+    creators=["Giovanni Bellini (Italian, ca. 1435-1516)"],
+    date_text="ca. 1480-1485",
+    year_start=1480,
+    year_end=1485,
+    medium="tempera and oil on panel",
+    description="",
+)
+OTHERS = [
+    Artwork(id="11", title="Saint Jerome", creators=["Lorenzo Lotto (Italian)"], medium="oil on canvas"),
+    Artwork(id="12", title="Horse", creators=["Giambologna"], medium="bronze"),
+    Artwork(
+        id="13",
+        title="Vase",
+        creators=["Chinese"],
+        medium="porcelain",
+        date_text="ca. 450 BC",
+        year_start=-460,
+        year_end=-440,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def lexicon(walters_slice):
+    return build_lexicon([*walters_slice, MADONNA, *OTHERS])
+
+
+def kinds(text, record, lexicon):
+    return [v.kind for v in check_draft(text, record, lexicon)]
+
+
+def test_supported_draft_passes(lexicon):
+    text = "Giovanni Bellini painted this Madonna in tempera on panel around 1482, in the 15th century."
+    assert check_draft(text, MADONNA, lexicon) == []
+
+
+def test_wrong_year_is_rejected(lexicon):
+    assert kinds("Bellini painted it in 1520.", MADONNA, lexicon) == ["year"]
+    assert kinds("It dates from the 17th century.", MADONNA, lexicon) == ["century"]
+    violation = check_draft("Bellini painted it in 1520.", MADONNA, lexicon)[0]
+    assert "1520" in str(violation) and "1480" in str(violation)
+
+
+def test_wrong_name_is_rejected(lexicon):
+    assert kinds("Lotto painted this Madonna.", MADONNA, lexicon) == ["name"]
+    assert kinds("A Madonna in the manner of Giambologna.", MADONNA, lexicon) == ["name"]
+
+
+def test_wrong_medium_is_rejected(lexicon):
+    assert kinds("A bronze Madonna on panel.", MADONNA, lexicon) == ["medium"]
+    assert kinds("A Madonna painted on canvas.", MADONNA, lexicon) == ["medium"]
+
+
+def test_unfilled_slot_is_rejected(lexicon):
+    assert kinds("Made by <CREATOR>.", MADONNA, lexicon) == ["slot"]
+
+
+def test_bc_years_and_measurements(lexicon):
+    vase = OTHERS[2]
+    assert check_draft("Potted about 450 BC.", vase, lexicon) == []
+    assert kinds("Potted about 450 AD.", vase, lexicon) == ["year"]
+    assert check_draft("It stands 120 cm high.", vase, lexicon) == []
+
+
+def test_facts_stated_in_the_records_own_text_are_supported(lexicon):
+    record = Artwork(id="20", title="Cup", medium="silver", description="Lotto owned this gold cup in 1520.")
+    assert check_draft("A gold cup that Lotto owned in 1520.", record, lexicon) == []
