@@ -1,0 +1,191 @@
+"""Declaring endpoints once: the route, its schemas and its policy, used to validate, to guard and to document.
+
+A ``Resource`` wraps a Flask blueprint. ``resource.get("/artworks/<id>", query=..., response=...)`` registers
+a view that receives validated ``query``/``body`` models, and records an ``Operation`` on it that the
+security layer (keys, CORS, rate limits), the caching and the OpenAPI generator read back.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, get_args, get_origin
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, ValidationError
+
+from api.problems import ApiProblem, bad_request
+
+API_PREFIX = "/api/v1"
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What the rest of the app needs to know about one endpoint.
+
+    ``write``: changes stored data (needs a key; browsers may call it only from allow-listed origins).
+    ``public``: never needs a key, even when reads do (health checks, the docs).
+    ``cached``: a read with an ETag and Cache-Control.
+    """
+
+    method: str
+    summary: str
+    tag: str
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    write: bool = False
+    public: bool = False
+    cached: bool = False
+    documented: bool = True
+    errors: tuple[int, ...] = ()
+    #: other statuses answered with the ``response`` schema (readyz's 503)
+    also: tuple[int, ...] = ()
+    description: str = ""
+
+
+def operation_of(view: Callable | None) -> Operation | None:
+    return getattr(view, "operation", None)
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    return Response(body, status=status, mimetype="application/json", headers=dict(headers or {}))
+
+
+class Resource:
+    """One blueprint of endpoints sharing a tag in the docs."""
+
+    def __init__(self, name: str, tag: str, url_prefix: str = API_PREFIX):
+        self.blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
+        self.tag = tag
+
+    def get(self, rule: str, **options: Any) -> Callable[[Callable], Callable]:
+        return self.route(rule, "GET", **options)
+
+    def post(self, rule: str, **options: Any) -> Callable[[Callable], Callable]:
+        return self.route(rule, "POST", **options)
+
+    def patch(self, rule: str, **options: Any) -> Callable[[Callable], Callable]:
+        return self.route(rule, "PATCH", **options)
+
+    def delete(self, rule: str, **options: Any) -> Callable[[Callable], Callable]:
+        return self.route(rule, "DELETE", **options)
+
+    def route(self, rule: str, method: str, *, summary: str, **options: Any) -> Callable[[Callable], Callable]:
+        """Register the decorated view for ``method`` on ``rule``; options are Operation fields."""
+
+        def decorator(view: Callable) -> Callable:
+            operation = Operation(method=method, summary=summary, tag=self.tag, **options)
+
+            @functools.wraps(view)
+            def endpoint(**path: str) -> Response:
+                arguments: dict[str, Any] = dict(path)
+                if operation.query is not None:
+                    arguments["query"] = parse_query(operation.query)
+                if operation.body is not None:
+                    arguments["body"] = parse_body(operation.body)
+                result = view(**arguments)
+                response = result if isinstance(result, Response) else json_response(result, operation.status)
+                if operation.cached and response.status_code == 200:
+                    make_cacheable(response)
+                elif operation.method != "GET":
+                    response.headers.setdefault("Cache-Control", "no-store")
+                return response
+
+            endpoint.operation = operation  # type: ignore[attr-defined]
+            self.blueprint.add_url_rule(rule, view.__name__, endpoint, methods=[method])
+            return endpoint
+
+        return decorator
+
+
+def make_cacheable(response: Response) -> None:
+    """ETag from the body and Cache-Control for a CDN; answers If-None-Match with 304."""
+    max_age = current_app.config["CACHE_MAX_AGE"]
+    if current_app.config["READS_NEED_KEY"]:
+        response.headers["Cache-Control"] = f"private, max-age={max_age}"
+        response.vary.add("X-API-Key")
+    else:
+        response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.add_etag()
+    response.make_conditional(request)
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _problem_from(exc: ValidationError, where: str) -> ApiProblem:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    if first["type"] == "extra_forbidden":
+        message = f"unknown {where} {field!r}"
+    else:
+        message = f"{field}: {first['msg']}" if field else first["msg"].removeprefix("Value error, ")
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return bad_request(message, field=field or "body", kind="validation")
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) is list:
+        return True
+    return any(_is_list(arg) for arg in get_args(annotation))
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    """The request's query string validated by ``model``; list fields take repeated parameters."""
+    values: dict[str, Any] = {}
+    for name in request.args:
+        given = request.args.getlist(name)
+        field = model.model_fields.get(name)
+        if field is not None and _is_list(field.annotation):
+            values[name] = given
+        elif len(given) > 1:
+            raise bad_request(f"parameter {name!r} given {len(given)} times; give it once", field=name)
+        else:
+            values[name] = given[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise _problem_from(exc, "parameter") from None
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    """The request's JSON body validated by ``model``: UTF-8, a JSON value, then the schema."""
+    if request.mimetype not in JSON_TYPES:
+        raise ApiProblem(
+            415,
+            "Unsupported Media Type",
+            f"send the body as application/json (got {request.mimetype or 'no Content-Type'})",
+            kind="unsupported-media-type",
+        )
+    raw = request.get_data(cache=True)  # raises 413 beyond MAX_CONTENT_LENGTH
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            f"the body is not valid UTF-8 (byte {exc.start})", field="body", kind="invalid-json"
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates (\ud800) cannot be stored
+    except (ValueError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or "too deeply nested"
+        raise bad_request(f"the body is not valid JSON: {detail}", field="body", kind="invalid-json") from None
+    if not isinstance(data, dict):
+        raise bad_request(f"the body must be a JSON object, not {type(data).__name__}", field="body", kind="validation")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _problem_from(exc, "field") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

@@ -1,0 +1,70 @@
+"""Critiques and descriptions drafted for an artwork of the collection, or for one given as text."""
+
+from __future__ import annotations
+
+from api.endpoint import Resource
+from api.problems import bad_request, not_found
+from api.runtime import current_service, runtime
+from api.schemas import Critique, CritiqueBody, CritiqueParams, Description, DescriptionBody
+from critic.records import Artwork
+from critic.service import Service
+from critic.writer import WriterInputError, artwork_from_text
+
+critiques = Resource("critiques", tag="critiques")
+
+
+def _subject(service: Service, body: CritiqueBody | DescriptionBody) -> Artwork:
+    if body.id is not None:
+        record = service.store.get(body.id)
+        if record is None:
+            raise not_found(f"unknown artwork id {body.id!r}")
+        return record
+    facts = body.metadata.model_dump(exclude_unset=True) if body.metadata is not None else None
+    try:
+        return artwork_from_text(body.text, facts)
+    except WriterInputError as exc:
+        raise bad_request(str(exc), field="text") from None
+
+
+@critiques.get(
+    "/artworks/<artwork_id>/critique",
+    summary="A critique of this artwork",
+    description="Sections: what it is, a drafted description, style and technique, comparisons with its "
+    "nearest neighbours, an assessment; the evidence lists the fields and neighbour ids used.",
+    query=CritiqueParams,
+    response=Critique,
+    cached=True,
+    errors=(404,),
+)
+def critique_artwork(artwork_id: str, query: CritiqueParams) -> dict:
+    service = current_service()
+    record = service.store.get(artwork_id)
+    if record is None:
+        raise not_found(f"unknown artwork id {artwork_id!r}")
+    return runtime().writing(service).critique(record, query.tone, query.seed).to_json()
+
+
+@critiques.post(
+    "/critiques",
+    summary="A critique of an artwork, by id or given as text and metadata",
+    body=CritiqueBody,
+    response=Critique,
+    errors=(404,),
+)
+def critique(body: CritiqueBody) -> dict:
+    service = current_service()
+    return runtime().writing(service).critique(_subject(service, body), body.tone, body.seed).to_json()
+
+
+@critiques.post(
+    "/descriptions",
+    summary="A drafted description, fact-checked against the record",
+    body=DescriptionBody,
+    response=Description,
+    errors=(404,),
+)
+def describe(body: DescriptionBody) -> dict:
+    service = current_service()
+    record = _subject(service, body)
+    draft = runtime().writing(service).describe(record, body.seed)
+    return {"id": record.id, "text": draft.text, "evidence": draft.evidence()}
