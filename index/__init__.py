@@ -11,7 +11,7 @@ from index.errors import (
 )
 from index.filters import Condition, FilterIndex, parse_where
 from index.recommend import Recommendation, Recommendations, Recommender, SimilarQuery
-from index.store import IndexDiff, VectorIndex, artwork_key
+from index.store import IndexDiff, VectorIndex
 
 __all__ = [
     "Condition",
@@ -29,6 +29,5 @@ __all__ = [
     "SimilarQuery",
     "UnknownArtworkError",
     "VectorIndex",
-    "artwork_key",
     "parse_where",
 ]

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from critic.records import Artwork
 from index.errors import FilterError
-from index.store import artwork_key
 
 LIST_FIELDS = ("creators", "keywords")
 YEAR_FIELDS = ("year", "year_start", "year_end")
@@ -131,15 +130,17 @@ def field_values(record: Artwork, name: str) -> list[str]:
 
 
 class FilterIndex:
-    """Answers conditions over records as sorted arrays of index keys (``artwork_key``), ready for the
-    vector search's id selector. Postings per field are built the first time the field is asked for.
+    """Answers conditions over records as sorted arrays of index keys, ready for the vector search's id
+    selector. ``key_of`` gives a record's key (``VectorIndex.key_of``; None for a record not indexed, which
+    no filter then selects). Postings per field are built the first time the field is asked for.
 
     It reads the records from the mapping it is given; call ``update(old, new)`` whenever a record in that
-    mapping is added, replaced or removed so that built postings stay true.
+    mapping, or its key, changes: after indexing a new record, before removing one from the index.
     """
 
-    def __init__(self, records: Mapping[str, Artwork]):
+    def __init__(self, records: Mapping[str, Artwork], key_of: Callable[[str], int | None]):
         self._records = records
+        self._key_of = key_of
         self._postings: dict[str, dict[str, set[int]]] = {}
         self._arrays: dict[tuple[str, str], np.ndarray] = {}  # postings as sorted arrays, made on demand
         self._years: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -148,9 +149,9 @@ class FilterIndex:
         """Sorted int64 keys of the records meeting every condition; ``None`` when there are no conditions.
 
         Example:
-            >>> filters = FilterIndex({"7": Artwork(id="7", culture="Italian")})
-            >>> filters.select(parse_where(["culture=italian"])).tolist() == [artwork_key("7")]
-            True
+            >>> filters = FilterIndex({"7": Artwork(id="7", culture="Italian")}, key_of={"7": 0}.get)
+            >>> filters.select(parse_where(["culture=italian"])).tolist()
+            [0]
         """
         if not conditions:
             return None
@@ -164,16 +165,19 @@ class FilterIndex:
 
     def update(self, old: Artwork | None, new: Artwork | None) -> None:
         """Keep built postings current after ``old`` was replaced by ``new`` (either may be None)."""
+        old_key = None if old is None else self._key_of(old.id)
+        new_key = None if new is None else self._key_of(new.id)
         for name, postings in self._postings.items():
             if old is not None:
                 for value in field_values(old, name):
-                    postings[value].discard(artwork_key(old.id))
-                    if not postings[value]:
-                        del postings[value]
+                    holders = postings.get(value, set())
+                    holders.discard(old_key)
+                    if not holders:
+                        postings.pop(value, None)
                     self._arrays.pop((name, value), None)
-            if new is not None:
+            if new_key is not None:
                 for value in field_values(new, name):
-                    postings.setdefault(value, set()).add(artwork_key(new.id))
+                    postings.setdefault(value, set()).add(new_key)
                     self._arrays.pop((name, value), None)
         self._years = None
 
@@ -194,7 +198,9 @@ class FilterIndex:
         if name not in self._postings:
             postings: dict[str, set[int]] = {}
             for record in self._records.values():
-                key = artwork_key(record.id)
+                key = self._key_of(record.id)
+                if key is None:
+                    continue
                 for value in field_values(record, name):
                     postings.setdefault(value, set()).add(key)
             self._postings[name] = postings
@@ -209,8 +215,9 @@ class FilterIndex:
 
     def _in_years(self, condition: Condition) -> np.ndarray:
         if self._years is None:
-            records = sorted(self._records.values(), key=lambda r: artwork_key(r.id))
-            keys = np.array([artwork_key(r.id) for r in records], dtype=np.int64)
+            keyed = sorted((key, r) for r in self._records.values() if (key := self._key_of(r.id)) is not None)
+            keys = np.array([key for key, _ in keyed], dtype=np.int64)
+            records = [r for _, r in keyed]
             nan = math.nan
             starts = np.array([nan if r.year_start is None else r.year_start for r in records], dtype=float)
             ends = np.array([nan if r.year_end is None else r.year_end for r in records], dtype=float)

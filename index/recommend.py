@@ -178,7 +178,7 @@ class Recommender:
             raise IndexMismatchError(
                 f"the index holds {len(orphans)} ids without a record (e.g. {orphans[0]!r}); rebuild it"
             )
-        self._filters = FilterIndex(self._records)
+        self._filters = FilterIndex(self._records, index.key_of)
         self._same_text: dict[str, set[str]] | None = None  # text hash -> ids, built on first use
         self._lock = threading.RLock()
 
@@ -257,9 +257,9 @@ class Recommender:
         """Remove an artwork from the index and the recommender's records; False if it was unknown."""
         with self._lock:
             old = self._records.pop(artwork_id, None)
+            self._filters.update(old, None)  # while the index still knows the key
             removed = self.index.remove([artwork_id]) > 0
             self._forget_text(old)
-            self._filters.update(old, None)
             self._attributes.pop(artwork_id, None)
             return old is not None or removed
 

@@ -24,7 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
+from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -32,7 +32,7 @@ MANIFEST = "manifest.json"
 #: 50k x 64 on one core and grows linearly; IVF training takes under 2 s there and recall@10 stays >= 0.99.
 DEFAULT_IVF_THRESHOLD = 50_000
 #: Inverted lists probed per query; bench/search.py measured recall@10 >= 0.99 at 100k and 1M with it.
-DEFAULT_NPROBE = 16
+DEFAULT_NPROBE = 128
 #: A filtered IVF search probes enough lists to expect this many of the filter's vectors in them.
 PROBED_TARGET = 256
 #: A filter selecting at most this many vectors is ranked exactly from their stored vectors; gathering
@@ -42,16 +42,6 @@ SUBSET_MAX = 2048
 TRAIN_POINTS_PER_LIST = 64
 #: An IVF index is retrained when its size leaves [trained / RETRAIN_FACTOR, trained * RETRAIN_FACTOR].
 RETRAIN_FACTOR = 4
-
-
-def artwork_key(artwork_id: str) -> int:
-    """The stable int64 FAISS id of an artwork id: the first 63 bits of its sha256 (never -1, never reused).
-
-    Example:
-        >>> artwork_key("37") == artwork_key("37") > 0
-        True
-    """
-    return int.from_bytes(hashlib.sha256(artwork_id.encode("utf-8")).digest()[:8], "big") >> 1
 
 
 def nlist_for(count: int) -> int:
@@ -106,8 +96,12 @@ class VectorIndex:
         self.nprobe = nprobe
         self._index: faiss.Index = _new_flat(dim)
         self._trained_count = 0
+        # Keys are dense int64 FAISS ids handed out in order and never reused, so that a filter can travel
+        # to FAISS as a bitmap (cheap to build for any share of the collection) rather than a hash set.
         self._ids: dict[int, str] = {}
         self._keys: dict[str, int] = {}
+        self._next_key = 0
+        self._live = np.zeros(0, dtype=bool)  # by key: does the index hold it (vectorised membership)
         self._fingerprints: dict[str, str] = {}
         self._lock = threading.RLock()
 
@@ -151,6 +145,10 @@ class VectorIndex:
         """Indexed artwork ids, sorted."""
         return sorted(self._keys)
 
+    def key_of(self, artwork_id: str) -> int | None:
+        """The stable int64 key (FAISS id) of an indexed artwork; None when it is not indexed."""
+        return self._keys.get(artwork_id)
+
     def fingerprint(self, artwork_id: str) -> str | None:
         return self._fingerprints.get(artwork_id)
 
@@ -181,7 +179,7 @@ class VectorIndex:
     ) -> list[tuple[str, float]]:
         """The ``k`` best ``(id, cosine)`` for ``query``, best first, ties broken by id.
 
-        ``allow`` (ids, or an int64 array of their ``artwork_key`` as ``FilterIndex.select`` gives) and
+        ``allow`` (ids, or an int64 array of their keys as ``FilterIndex.select`` gives) and
         ``exclude`` act inside the FAISS search through an id selector, so ``k`` hits come back whenever
         ``k`` eligible vectors exist. Ids not indexed are ignored.
 
@@ -189,8 +187,9 @@ class VectorIndex:
         ones, which is what stable pagination needs. An IVF index ranks the eligible vectors of the probed
         lists first and, past them (a deep page, or a filter the probed lists hardly hold), goes on with the
         exact ranking of the rest. A filter raises nprobe so that the probed lists are expected to hold
-        ``probed_target`` of its vectors; one that selects at most ``subset_max`` vectors is ranked exactly
-        from those vectors alone (an IVF scan with a selector still pays for every vector it passes).
+        ``probed_target`` of its vectors. A filter that selects at most ``subset_max`` vectors is ranked
+        exactly from those vectors alone, whatever the index type: a scan with a selector still pays for
+        every vector it passes.
         """
         unit = _unit_rows(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
         with self._lock:
@@ -201,10 +200,10 @@ class VectorIndex:
             eligible = len(allowed) if allowed is not None else len(self._keys) - len(excluded)
             if k <= 0 or eligible <= 0:
                 return []
-            if not isinstance(self._index, faiss.IndexIVF):
-                return self._ranked(unit, k, allowed, excluded, nprobe=0)
             if allowed is not None and len(allowed) <= self.subset_max:
                 return self._exact(unit, k, allowed, excluded)
+            if not isinstance(self._index, faiss.IndexIVF):
+                return self._ranked(unit, k, allowed, excluded, nprobe=0)
             nlist = self._index.nlist
             nprobe = min(nlist, max(self.nprobe, math.ceil(self.probed_target * nlist / eligible)))
             probed = self._ranked(unit, k, allowed, excluded, nprobe)
@@ -226,12 +225,11 @@ class VectorIndex:
             raise ValueError(f"{len(fingerprints)} fingerprints for {len(ids)} ids")
         if not ids:
             return
-        keys = np.array([artwork_key(i) for i in ids], dtype=np.int64)
         with self._lock:
-            for artwork_id, key in zip(ids, keys.tolist(), strict=True):
-                owner = self._ids.get(key)
-                if owner is not None and owner != artwork_id:
-                    raise IndexStoreError(f"ids {owner!r} and {artwork_id!r} hash to the same key {key}")
+            keys = np.array([self._keys.get(i, -1) for i in ids], dtype=np.int64)
+            fresh = keys < 0
+            keys[fresh] = np.arange(self._next_key, self._next_key + int(fresh.sum()))
+            self._next_key += int(fresh.sum())
             replaced = np.array([k for i, k in zip(ids, keys.tolist(), strict=True) if i in self._keys], np.int64)
             if len(replaced):
                 self._index.remove_ids(replaced)
@@ -245,6 +243,7 @@ class VectorIndex:
                 self._ids[key] = artwork_id
                 self._keys[artwork_id] = key
                 self._fingerprints[artwork_id] = fingerprints[n] if fingerprints is not None else ""
+            self._set_live(keys, True)
             self._reshape_if_due()
 
     def remove(self, ids: Iterable[str]) -> int:
@@ -253,7 +252,9 @@ class VectorIndex:
             present = [i for i in dict.fromkeys(ids) if i in self._keys]
             if not present:
                 return 0
-            self._index.remove_ids(np.array([self._keys[i] for i in present], dtype=np.int64))
+            gone = np.array([self._keys[i] for i in present], dtype=np.int64)
+            self._index.remove_ids(gone)
+            self._set_live(gone, False)
             for artwork_id in present:
                 del self._ids[self._keys.pop(artwork_id)]
                 del self._fingerprints[artwork_id]
@@ -278,12 +279,15 @@ class VectorIndex:
         folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             ids = list(self._keys)
+            listing = {
+                "ids": ids,
+                "keys": [self._keys[i] for i in ids],
+                "fingerprints": [self._fingerprints[i] for i in ids],
+                "next_key": self._next_key,
+            }
             payloads = {
                 "index": (".faiss", faiss.serialize_index(self._index).tobytes()),
-                "ids": (
-                    ".json",
-                    json.dumps({"ids": ids, "fingerprints": [self._fingerprints[i] for i in ids]}).encode("utf-8"),
-                ),
+                "ids": (".json", json.dumps(listing).encode("utf-8")),
             }
             manifest: dict[str, Any] = {
                 "format": FORMAT_VERSION,
@@ -341,11 +345,15 @@ class VectorIndex:
         try:
             faiss_index = faiss.deserialize_index(np.frombuffer(data["index"], dtype=np.uint8))
             listing = json.loads(data["ids"])
-            ids, fingerprints = listing["ids"], listing["fingerprints"]
+            ids, keys, fingerprints = listing["ids"], listing["keys"], listing["fingerprints"]
+            next_key = int(listing["next_key"])
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorruptError(f"index at {folder} cannot be read: {str(exc).splitlines()[0][:120]}") from exc
-        if not (faiss_index.ntotal == len(ids) == len(fingerprints) == manifest["count"]) or (
-            faiss_index.d != manifest["dim"]
+        if (
+            not (faiss_index.ntotal == len(ids) == len(keys) == len(fingerprints) == manifest["count"])
+            or faiss_index.d != manifest["dim"]
+            or len(set(keys)) != len(keys)
+            or (keys and not 0 <= min(keys) <= max(keys) < next_key)
         ):
             raise IndexCorruptError(f"index at {folder} disagrees with its manifest (count or dimension)")
         index = cls(
@@ -356,8 +364,10 @@ class VectorIndex:
         )
         index._index = faiss_index
         index._trained_count = manifest["trained_count"]
-        index._keys = {i: artwork_key(i) for i in ids}
-        index._ids = {key: i for i, key in index._keys.items()}
+        index._keys = dict(zip(ids, keys, strict=True))
+        index._ids = dict(zip(keys, ids, strict=True))
+        index._next_key = next_key
+        index._set_live(np.array(keys, dtype=np.int64), True)
         index._fingerprints = dict(zip(ids, fingerprints, strict=True))
         return index
 
@@ -371,9 +381,13 @@ class VectorIndex:
 
     def _key_array(self, ids: Iterable[str] | np.ndarray) -> np.ndarray:
         if isinstance(ids, np.ndarray) and ids.dtype == np.int64:
-            return np.unique(ids)  # keys already; those of ids not indexed do no harm in a selector
+            # Keys already, as FilterIndex gives them (sorted, unique); keep those the index holds.
+            ids = ids[(ids >= 0) & (ids < len(self._live))]
+            ids = ids[self._live[ids]]
+            return ids if bool(np.all(ids[1:] > ids[:-1])) else np.unique(ids)
         keys = self._keys
-        return np.unique(np.fromiter((keys[i] for i in ids if i in keys), dtype=np.int64))
+        found = np.fromiter((keys[i] for i in ids if i in keys), dtype=np.int64)
+        return np.unique(found) if len(found) else found
 
     def _exact(
         self, unit: np.ndarray, k: int, allowed: np.ndarray | None, excluded: np.ndarray
@@ -381,7 +395,7 @@ class VectorIndex:
         """The exact top ``k`` by (score desc, id asc) among the selected vectors, however they are held."""
         if allowed is None or len(allowed) > self.subset_max:
             return self._ranked(unit, k, allowed, excluded, nprobe=getattr(self._index, "nlist", 0))
-        present = np.array([key for key in allowed.tolist() if key in self._ids], dtype=np.int64)
+        present = allowed
         if not len(present):
             return []
         scores = self._index.reconstruct_batch(present) @ unit[0]
@@ -398,7 +412,10 @@ class VectorIndex:
     ) -> list[tuple[str, float]]:
         """Exactly the top ``k`` selected vectors of the searched lists by (score desc, id asc)."""
         if allowed is not None:
-            selector: faiss.IDSelector | None = faiss.IDSelectorBatch(allowed)
+            mask = np.zeros(len(self._live), dtype=bool)
+            mask[allowed] = True
+            bitmap = np.packbits(mask, bitorder="little")  # kept referenced while the search runs
+            selector: faiss.IDSelector | None = faiss.IDSelectorBitmap(bitmap)
         elif len(excluded):
             inner = faiss.IDSelectorBatch(excluded)  # kept referenced while the search runs
             selector = faiss.IDSelectorNot(inner)
@@ -419,6 +436,13 @@ class VectorIndex:
             fetch *= 2
         ids = self._ids
         return _by_score_then_id([(ids[key], s) for s, key in zip(scores.tolist(), keys.tolist(), strict=True)])[:k]
+
+    def _set_live(self, keys: np.ndarray, live: bool) -> None:
+        if len(keys) and keys.max() >= len(self._live):
+            grown = np.zeros(max(2 * len(self._live), int(keys.max()) + 1), dtype=bool)
+            grown[: len(self._live)] = self._live
+            self._live = grown
+        self._live[keys] = live
 
     def _stored(self, keys: np.ndarray) -> np.ndarray:
         return self._index.reconstruct_batch(keys) if len(keys) else np.zeros((0, self.dim), np.float32)

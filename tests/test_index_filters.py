@@ -7,7 +7,6 @@ import pytest
 from critic.records import Artwork
 from index.errors import FilterError
 from index.filters import FilterIndex, parse_where
-from index.store import artwork_key
 
 RECORDS = {
     r.id: r
@@ -47,14 +46,17 @@ RECORDS = {
 }
 
 
+KEYS = {artwork_id: 10 * n for n, artwork_id in enumerate(RECORDS)}  # as VectorIndex.key_of would give
+
+
 def ids_of(keys) -> set[str]:
     """The record ids behind an array of index keys (which must be sorted and unique)."""
     assert list(keys) == sorted(set(keys.tolist()))
-    return {i for i in RECORDS if artwork_key(i) in set(keys.tolist())}
+    return {i for i, key in KEYS.items() if key in set(keys.tolist())}
 
 
 def select(*expressions: str) -> set[str]:
-    return ids_of(FilterIndex(RECORDS).select(parse_where(expressions)))
+    return ids_of(FilterIndex(RECORDS, KEYS.get).select(parse_where(expressions)))
 
 
 def test_the_issue_examples_parse_to_canonical_conditions():
@@ -116,21 +118,31 @@ def test_metadata_fields_and_conjunction():
     assert select("metadata.dynasty=valois") == {"2", "6"}
     assert select("culture=French", "year=1400..1450") == {"6"}
     assert select("culture=French", "period=Edo") == set()
-    assert FilterIndex(RECORDS).select(()) is None
+    assert FilterIndex(RECORDS, KEYS.get).select(()) is None
+
+
+def test_records_without_a_key_are_never_selected():
+    unindexed = {i: k for i, k in KEYS.items() if i != "1"}
+    filters = FilterIndex(RECORDS, unindexed.get)
+    assert filters.select(parse_where(["period=renaissance"])).tolist() == [KEYS["2"]]
+    assert filters.select(parse_where(["year=1470..1480"])).tolist() == []
 
 
 def test_update_keeps_built_postings_true():
     records = dict(RECORDS)
-    filters = FilterIndex(records)
+    keys = dict(KEYS)
+    filters = FilterIndex(records, keys.get)
     assert ids_of(filters.select(parse_where(["culture=Italian"]))) == {"1", "5"}
     assert ids_of(filters.select(parse_where(["year=1470"]))) == {"1"}
     new = Artwork(id="7", culture="Italian", year_start=1470)
     changed = Artwork(id="1", culture="Venetian", year_start=1300)
+    keys["7"] = 70  # indexed first, then announced
     for old, record in ((None, new), (records["1"], changed)):
         records[record.id] = record
         filters.update(old, record)
     del records["5"]
-    filters.update(RECORDS["5"], None)
-    assert filters.select(parse_where(["culture=Italian"])).tolist() == [artwork_key("7")]
-    assert filters.select(parse_where(["culture=Venetian"])).tolist() == [artwork_key("1")]
-    assert filters.select(parse_where(["year=1470"])).tolist() == [artwork_key("7")]
+    filters.update(RECORDS["5"], None)  # announced while its key is still known
+    del keys["5"]
+    assert filters.select(parse_where(["culture=Italian"])).tolist() == [70]
+    assert filters.select(parse_where(["culture=Venetian"])).tolist() == [KEYS["1"]]
+    assert filters.select(parse_where(["year=1470"])).tolist() == [70]

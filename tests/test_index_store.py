@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
-from index.store import VectorIndex, artwork_key
+from index.store import VectorIndex
 from index.synthetic import clustered_vectors
 
 N = 600
@@ -48,9 +48,11 @@ def test_search_finds_the_exact_neighbours(data, kind):
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
-def test_filters_act_inside_the_search_and_fill_k(data, kind):
+@pytest.mark.parametrize("subset_max", [0, 2048])  # through FAISS's id selector, or the gathered vectors
+def test_filters_act_inside_the_search_and_fill_k(data, kind, subset_max):
     ids, vectors = data
     index = build(data, kind)
+    index.subset_max = subset_max
     # Far from the query: a post-filter of the top few hundred hits would find none of them.
     far = exact_top(ids, -vectors, vectors[3], 25)
     allowed = set(far[::2])  # 13 ids
@@ -161,10 +163,18 @@ def test_bad_vectors_are_refused_with_a_clear_error():
     assert len(index) == 0
 
 
-def test_keys_are_stable_positive_int64():
-    assert artwork_key("37") == artwork_key("37")
-    assert artwork_key("37") != artwork_key("38")
-    assert 0 <= artwork_key("anything") < 2**63
+def test_keys_stay_with_their_artwork_and_are_never_reused(data, tmp_path):
+    ids, vectors = data
+    index = VectorIndex.build(ids[:10], vectors[:10])
+    assert [index.key_of(i) for i in ids[:10]] == list(range(10)) and index.key_of("other") is None
+    index.upsert([ids[3]], vectors[20][None, :])  # a new vector keeps the key
+    index.remove([ids[9]])
+    index.upsert([ids[9], "new"], vectors[21:23])  # a returning id gets a fresh key, like any newcomer
+    assert (index.key_of(ids[3]), index.key_of(ids[9]), index.key_of("new")) == (3, 10, 11)
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+    loaded.upsert(["newer"], vectors[23][None, :])
+    assert [loaded.key_of(i) for i in (ids[3], "new", "newer")] == [3, 11, 12]
 
 
 # ---------------------------------------------------------------- persistence
