@@ -54,7 +54,7 @@ def recall(found: list[list[str]], truth: list[list[str]]) -> float:
 def row(size: int, name: str, build_s: float | str, memory: str, ms: np.ndarray, rec: float) -> str:
     build = f"{build_s:.1f}" if isinstance(build_s, float) else build_s
     p50, p99 = np.percentile(ms, [50, 99])
-    return f"| {size:>9,} | {name:<28} | {build:>7} | {memory:>9} | {p50:7.3f} | {p99:7.3f} | {rec:9.4f} |"
+    return f"| {size:>9,} | {name:<34} | {build:>7} | {memory:>9} | {p50:7.3f} | {p99:7.3f} | {rec:9.4f} |"
 
 
 def bench_size(size: int, args: argparse.Namespace) -> list[str]:
@@ -83,7 +83,7 @@ def bench_size(size: int, args: argparse.Namespace) -> list[str]:
             ms, found = timed_searches(index, queries[:count])
             lines.append(row(size, name, build_s, memory, ms, recall(found, truth[:count])))
             build_s, memory = "", ""
-        for share in (0.01, 0.1):
+        for share in (0.001, 0.01, 0.1):
             allowed_rows = np.sort(rng.choice(size, size=max(K, int(size * share)), replace=False))
             # As FilterIndex.select hands them to the search: sorted int64 keys.
             allow = np.sort(np.array([index.key_of(ids[n]) for n in allowed_rows], dtype=np.int64))
@@ -92,7 +92,8 @@ def bench_size(size: int, args: argparse.Namespace) -> list[str]:
             filtered_truth = [[ids[allowed_rows[n]] for n in line] for line in best]
             index.nprobe = DEFAULT_NPROBE
             ms, found = timed_searches(index, queries[:count], allow=allow)
-            label = f"{'flat' if kind == 'flat' else f'ivf nprobe={DEFAULT_NPROBE}'} + filter {share:.0%} of ids"
+            base = "flat" if kind == "flat" else f"ivf nprobe={DEFAULT_NPROBE}"
+            label = f"{base} + filter {share:.1%} of ids"
             lines.append(row(size, label, "", "", ms, recall(found, filtered_truth)))
         del index
     return lines
@@ -114,8 +115,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     print("memory: serialised index bytes / RSS growth bytes, per vector (RSS includes the Python id maps)")
-    print("| vectors   | index                        | build s | mem B/vec | p50 ms  | p99 ms  | recall@10 |")
-    print("|-----------|------------------------------|---------|-----------|---------|---------|-----------|")
+    print("| vectors   | index                              | build s | mem B/vec | p50 ms  | p99 ms  | recall@10 |")
+    print("|-----------|------------------------------------|---------|-----------|---------|---------|-----------|")
     for size in (int(s) for s in args.sizes.split(",")):
         for line in bench_size(size, args):
             print(line, flush=True)

@@ -28,16 +28,17 @@ from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingErro
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-#: From this many vectors on the index is IVF. bench/search.py: exact search costs about 1 ms per query at
-#: 50k x 64 on one core and grows linearly; IVF training takes under 2 s there and recall@10 stays >= 0.99.
+#: From this many vectors on the index is IVF. Exact search costs about 1 ms per query at 50k x 64 on an idle
+#: core (NOTES.md: 100k Flat, 490 QPS) and grows linearly; up to there IVF saves under a millisecond but
+#: costs recall and a k-means training, and the Walters collection (15k) stays exact. bench/search.py.
 DEFAULT_IVF_THRESHOLD = 50_000
-#: Inverted lists probed per query; bench/search.py measured recall@10 >= 0.99 at 100k and 1M with it.
+#: Inverted lists probed per query: the smallest power of two with recall@10 >= 0.95 at 1M (0.978) in
+#: bench/search.py; nlist grows as 4 sqrt(n), so smaller collections get more recall from it.
 DEFAULT_NPROBE = 128
-#: A filtered IVF search probes enough lists to expect this many of the filter's vectors in them.
-PROBED_TARGET = 256
-#: A filter selecting at most this many vectors is ranked exactly from their stored vectors; gathering
-#: them costs about 0.2 us each, less than scanning the lists that would hold them (bench/search.py).
-SUBSET_MAX = 2048
+#: A filtered search considers at least this many of the filter's vectors: a filter that selects fewer is
+#: ranked exactly from its gathered vectors; past it, IVF probes enough lists to expect this many of them
+#: (a bitmap selector skips the others for a bit test each, without computing their scores).
+FILTER_DEPTH = 2048
 #: k-means trains on at most this many vectors per list: enough for stable centroids, 4x faster than all.
 TRAIN_POINTS_PER_LIST = 64
 #: An IVF index is retrained when its size leaves [trained / RETRAIN_FACTOR, trained * RETRAIN_FACTOR].
@@ -76,9 +77,8 @@ class VectorIndex:
         [('a', 0.995)]
     """
 
-    #: See PROBED_TARGET and SUBSET_MAX; an instance may tune them (tests set 0 to reach other paths).
-    probed_target: int = PROBED_TARGET
-    subset_max: int = SUBSET_MAX
+    #: See FILTER_DEPTH; an instance may tune it (tests set 0 to reach the selector paths with small data).
+    filter_depth: int = FILTER_DEPTH
 
     def __init__(
         self,
@@ -186,10 +186,9 @@ class VectorIndex:
         The answer is deterministic and prefix-consistent: asking for more hits never reorders the first
         ones, which is what stable pagination needs. An IVF index ranks the eligible vectors of the probed
         lists first and, past them (a deep page, or a filter the probed lists hardly hold), goes on with the
-        exact ranking of the rest. A filter raises nprobe so that the probed lists are expected to hold
-        ``probed_target`` of its vectors. A filter that selects at most ``subset_max`` vectors is ranked
-        exactly from those vectors alone, whatever the index type: a scan with a selector still pays for
-        every vector it passes.
+        exact ranking of the rest. A filter that selects at most ``filter_depth`` vectors is ranked exactly
+        from those vectors alone, whatever the index type; a broader one raises nprobe so that the probed
+        lists are expected to hold ``filter_depth`` of its vectors.
         """
         unit = _unit_rows(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
         with self._lock:
@@ -200,12 +199,12 @@ class VectorIndex:
             eligible = len(allowed) if allowed is not None else len(self._keys) - len(excluded)
             if k <= 0 or eligible <= 0:
                 return []
-            if allowed is not None and len(allowed) <= self.subset_max:
+            if allowed is not None and len(allowed) <= self.filter_depth:
                 return self._exact(unit, k, allowed, excluded)
             if not isinstance(self._index, faiss.IndexIVF):
                 return self._ranked(unit, k, allowed, excluded, nprobe=0)
             nlist = self._index.nlist
-            nprobe = min(nlist, max(self.nprobe, math.ceil(self.probed_target * nlist / eligible)))
+            nprobe = min(nlist, max(self.nprobe, math.ceil(self.filter_depth * nlist / eligible)))
             probed = self._ranked(unit, k, allowed, excluded, nprobe)
             if len(probed) == k or nprobe == nlist:
                 return probed
@@ -393,7 +392,7 @@ class VectorIndex:
         self, unit: np.ndarray, k: int, allowed: np.ndarray | None, excluded: np.ndarray
     ) -> list[tuple[str, float]]:
         """The exact top ``k`` by (score desc, id asc) among the selected vectors, however they are held."""
-        if allowed is None or len(allowed) > self.subset_max:
+        if allowed is None or len(allowed) > self.filter_depth:
             return self._ranked(unit, k, allowed, excluded, nprobe=getattr(self._index, "nlist", 0))
         present = allowed
         if not len(present):

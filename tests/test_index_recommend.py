@@ -55,7 +55,7 @@ def make_recommender(collection, kind: str) -> Recommender:
     records, vectors, _ = collection
     index = VectorIndex.build(list(records), vectors, ivf_threshold=100 if kind == "ivf" else 10_000, nprobe=2)
     if kind == "ivf":
-        index.probed_target = index.subset_max = 0  # reach the probed-lists-first path with filters too
+        index.filter_depth = 0  # reach the probed-lists-first path with filters too
     assert index.kind == kind
     attributes = {i: {"period": r.period, "culture": r.culture} for i, r in records.items()}
     return Recommender(index, records, attributes=attributes)

@@ -48,11 +48,11 @@ def test_search_finds_the_exact_neighbours(data, kind):
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf"])
-@pytest.mark.parametrize("subset_max", [0, 2048])  # through FAISS's id selector, or the gathered vectors
-def test_filters_act_inside_the_search_and_fill_k(data, kind, subset_max):
+@pytest.mark.parametrize("filter_depth", [0, 2048])  # through FAISS's id selector, or the gathered vectors
+def test_filters_act_inside_the_search_and_fill_k(data, kind, filter_depth):
     ids, vectors = data
     index = build(data, kind)
-    index.subset_max = subset_max
+    index.filter_depth = filter_depth
     # Far from the query: a post-filter of the top few hundred hits would find none of them.
     far = exact_top(ids, -vectors, vectors[3], 25)
     allowed = set(far[::2])  # 13 ids
@@ -96,7 +96,7 @@ def test_ties_are_broken_by_id_and_more_hits_never_reorder_the_first(threshold, 
 def test_ivf_beyond_the_probed_lists_stays_complete_and_prefix_consistent(data):
     ids, vectors = data
     index = build(data, "ivf")
-    index.nprobe, index.probed_target, index.subset_max = 1, 0, 0  # force the probed-lists-first ranking
+    index.nprobe, index.filter_depth = 1, 0  # force the probed-lists-first ranking
     everything = index.search(vectors[11], k=N)
     assert sorted(i for i, _ in everything) == sorted(ids)
     for k in (5, 60, 200, 599):
