@@ -54,7 +54,7 @@ def recall(found: list[list[str]], truth: list[list[str]]) -> float:
 def row(size: int, name: str, build_s: float | str, memory: str, ms: np.ndarray, rec: float) -> str:
     build = f"{build_s:.1f}" if isinstance(build_s, float) else build_s
     p50, p99 = np.percentile(ms, [50, 99])
-    return f"| {size:>9,} | {name:<34} | {build:>7} | {memory:>9} | {p50:7.3f} | {p99:7.3f} | {rec:9.4f} |"
+    return f"| {size:>9,} | {name:<36} | {build:>7} | {memory:>9} | {p50:7.3f} | {p99:7.3f} | {rec:9.4f} |"
 
 
 def bench_size(size: int, args: argparse.Namespace) -> list[str]:
@@ -115,8 +115,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     print("memory: serialised index bytes / RSS growth bytes, per vector (RSS includes the Python id maps)")
-    print("| vectors   | index                              | build s | mem B/vec | p50 ms  | p99 ms  | recall@10 |")
-    print("|-----------|------------------------------------|---------|-----------|---------|---------|-----------|")
+    print("| vectors   | index                                | build s | mem B/vec | p50 ms  | p99 ms  | recall@10 |")
+    print("|-----------|--------------------------------------|---------|-----------|---------|---------|-----------|")
     for size in (int(s) for s in args.sizes.split(",")):
         for line in bench_size(size, args):
             print(line, flush=True)
