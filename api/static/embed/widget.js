@@ -243,6 +243,7 @@
           children.push(make("p", "critic-w-message", "No similar artworks found."));
         } else {
           var list = make("ul", "critic-w-strip");
+          list.setAttribute("aria-label", heading || "Similar artworks");
           results.forEach(function (item) { list.appendChild(similarItem(el, base, item)); });
           children.push(list);
         }
