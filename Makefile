@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint
+.PHONY: install browser run test lint
 
 $(BIN)/critic: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ run: install
 	$(BIN)/critic build
 	$(BIN)/critic serve
 
+# Debian's chromium + chromium-driver for the browser tests (needs root; a no-op when present).
+browser:
+	sh scripts/install-browser.sh
+
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
+test: install browser lint
 	$(BIN)/pytest

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from critic.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from critic.checkpoint import CheckpointError, StyleModel, load_checkpoint, save_checkpoint, style_inputs
 from critic.corpus import import_catalog, load_walters
-from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, normalise
+from critic.embed import MODEL_ID, EmbeddingCache, embed_texts
 from critic.home import Home
 from critic.labels import label_of
+from critic.lexical import LEXICAL_DIMS, LexicalProjector
 from critic.records import LABEL_FIELDS, Artwork
 from critic.split import split_by_creator
 from critic.store import ArtworkStore
@@ -35,7 +36,7 @@ def training_data_hash(records: Sequence[Artwork], configs: Sequence[object]) ->
     for r in sorted(records, key=lambda r: r.id):
         labels = [label_of(r, name) for name in LABEL_FIELDS]
         digest.update(json.dumps([r.id, r.text_hash(), labels, r.keywords]).encode())
-    digest.update(json.dumps([asdict(c) for c in configs], sort_keys=True).encode())
+    digest.update(json.dumps([LEXICAL_DIMS, *(asdict(c) for c in configs)], sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -90,22 +91,28 @@ def build(
     vc, tc = vae_config or VAEConfig(), train_config or TrainConfig()
     train_records = [records[i] for i in train_rows]
     data_hash = training_data_hash(train_records, [vc, tc])
+    texts = [r.text() for r in records]
     try:
-        model, vocab, meta = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
+        style = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
         log("vae: training data unchanged, checkpoint reused")
     except CheckpointError:
-        model, vocab, history = train_vae(embeddings[train_rows], train_records, vc, tc, progress=progress)
+        lexical = LexicalProjector.fit([texts[i] for i in train_rows], seed=tc.seed)
+        inputs = style_inputs(embeddings, lexical.transform(texts))
+        model, vocab, history = train_vae(inputs[train_rows], train_records, vc, tc, progress=progress)
         meta = {"embedding_model": MODEL_ID, "data_hash": data_hash, "epochs": len(history)}
+        meta["latent_center"] = encode_latents(model, inputs[train_rows]).mean(0).tolist()
         meta["train"] = {k: v for k, v in history[-1].items() if k != "epoch"}
-        meta["test"] = evaluate_vae(model, vocab, embeddings[test_rows], [records[i] for i in test_rows])
-        save_checkpoint(home.vae_dir, model, vocab, meta)
+        meta["test"] = evaluate_vae(model, vocab, inputs[test_rows], [records[i] for i in test_rows])
+        style = StyleModel(model, vocab, lexical, meta)
+        save_checkpoint(home.vae_dir, style)
         log(f"vae: trained on {len(train_rows)} artworks, held-out {_summarise(meta['test'])}")
+    meta = style.meta
     timings["vae_s"] = time.perf_counter() - step
 
     step = time.perf_counter()
     index = VectorIndex.build(
         [r.id for r in records],
-        normalise(encode_latents(model, embeddings)),
+        style.index_vectors(style.latents(embeddings, texts)),
         fingerprints=[r.text_hash() for r in records],
         identity={"embedding_model": MODEL_ID, "vae": data_hash},
     )
@@ -125,7 +132,7 @@ def build(
         "embedding_model": MODEL_ID,
         "embedding_dim": int(embeddings.shape[1]),
         "newly_embedded": encoded,
-        "latent_dim": model.config.latent_dim,
+        "latent_dim": style.latent_dim,
         "index": {"kind": index.kind, "count": len(index)},
         "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "test")},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

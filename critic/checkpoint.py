@@ -1,19 +1,27 @@
-"""StyleVAE checkpoints: weights in safetensors, config + vocab + provenance in JSON beside them."""
+"""The trained style model on disk: StyleVAE weights and the lexical projection in safetensors, config + label
+vocabulary + provenance in JSON beside them."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from critic.embed import DIM, normalise
 from critic.labels import LabelVocab
+from critic.lexical import LexicalProjector
+from critic.train import decode_attributes, encode_latents
 from critic.vae import StyleVAE, VAEConfig
 
 WEIGHTS = "vae.safetensors"
+LEXICAL = "lexical.safetensors"
 CONFIG = "vae.json"
 
 
@@ -21,38 +29,94 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt, or was made for another embedding model or collection."""
 
 
-def save_checkpoint(directory: str | Path, model: StyleVAE, vocab: LabelVocab, provenance: dict) -> None:
-    """Write weights and config atomically (temp file + rename), weights first."""
+def style_inputs(embeddings: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    """The VAE's input: the sentence embedding and the LSA vector side by side, as one unit vector."""
+    return normalise(np.concatenate([embeddings, lexical], axis=1).astype(np.float32))
+
+
+@dataclass
+class StyleModel:
+    """What turns an artwork's text into its style latent and decoded attributes."""
+
+    vae: StyleVAE
+    vocab: LabelVocab
+    lexical: LexicalProjector
+    meta: dict
+
+    def inputs(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        return style_inputs(embeddings, self.lexical.transform(texts))
+
+    def latents(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """Posterior means mu (raw: the attribute heads want them unnormalised; the index normalises)."""
+        return encode_latents(self.vae, self.inputs(embeddings, texts))
+
+    def attributes(self, latents: np.ndarray) -> list[dict[str, str]]:
+        return decode_attributes(self.vae, self.vocab, latents)
+
+    def index_vectors(self, latents: np.ndarray) -> np.ndarray:
+        """What the index stores: posterior means centred on the training mean, at unit length.
+
+        Centring makes cosine a correlation: without it every mean shares one large common component and
+        all scores crowd near 1.0, which hides how alike two artworks really are.
+        """
+        return normalise(latents - np.asarray(self.meta["latent_center"], dtype=np.float32))
+
+    @property
+    def latent_dim(self) -> int:
+        return self.vae.config.latent_dim
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, target)
+
+
+def save_checkpoint(directory: str | Path, style: StyleModel) -> None:
+    """Write the weights, then the config that names them, each atomically (temp file + rename)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (WEIGHTS + ".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, directory / WEIGHTS)
-    meta = {"config": asdict(model.config), "vocab": vocab.to_json(), **provenance}
+    _atomic_save(style.vae.state_dict(), directory / WEIGHTS)
+    lexical = {"idf": torch.from_numpy(np.asarray(style.lexical.idf, dtype=np.float64)),
+               "components": torch.from_numpy(style.lexical.components)}
+    _atomic_save(lexical, directory / LEXICAL)
+    meta = {
+        **style.meta,
+        "config": asdict(style.vae.config),
+        "vocab": style.vocab.to_json(),
+        "lexical_vocabulary": style.lexical.vocabulary,
+    }
     tmp = directory / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.write_text(json.dumps(meta))
     os.replace(tmp, directory / CONFIG)
 
 
-def load_checkpoint(
-    directory: str | Path, expect: dict | None = None
-) -> tuple[StyleVAE, LabelVocab, dict]:
-    """Load a StyleVAE; ``expect`` holds provenance keys (e.g. ``embedding_model``) that must match."""
+def load_checkpoint(directory: str | Path, expect: dict | None = None) -> StyleModel:
+    """Load the style model; ``expect`` holds provenance keys (e.g. ``embedding_model``) that must match."""
     directory = Path(directory)
     try:
         meta = json.loads((directory / CONFIG).read_text())
-        model = StyleVAE(VAEConfig(**meta["config"]))
-        model.load_state_dict(load_file(str(directory / WEIGHTS)))
+        vae = StyleVAE(VAEConfig(**meta.pop("config")))
+        vae.load_state_dict(load_file(str(directory / WEIGHTS)))
+        tensors = load_file(str(directory / LEXICAL))
+        lexical = LexicalProjector(
+            meta.pop("lexical_vocabulary"), tensors["idf"].numpy(), tensors["components"].numpy()
+        )
+        vocab = LabelVocab.from_json(meta.pop("vocab"))
+        if len(meta["latent_center"]) != vae.config.latent_dim:
+            raise ValueError("the latent centre does not fit the VAE")
+        if vae.config.input_dim != DIM + lexical.dims or len(lexical.vocabulary) != lexical.components.shape[1]:
+            raise ValueError("the lexical projection does not fit the VAE's input or its own vocabulary")
     except FileNotFoundError as exc:
-        raise CheckpointError(f"no StyleVAE checkpoint in {directory}: run `critic build`") from exc
-    except (json.JSONDecodeError, KeyError, TypeError, SafetensorError, RuntimeError) as exc:
+        raise CheckpointError(f"no style model in {directory}: run `critic build`") from exc
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, SafetensorError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"StyleVAE checkpoint in {directory} is corrupt or incompatible: {first}") from exc
+        raise CheckpointError(f"style model in {directory} is corrupt or incompatible: {first}") from exc
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
             raise CheckpointError(
-                f"StyleVAE checkpoint in {directory} was made for {key}={meta.get(key)!r}, not {wanted!r}: "
+                f"style model in {directory} was made for {key}={meta.get(key)!r}, not {wanted!r}: "
                 "rebuild with `critic build`"
             )
-    model.eval()
-    return model, LabelVocab.from_json(meta["vocab"]), meta
+    vae.eval()
+    return StyleModel(vae, vocab, lexical, meta)

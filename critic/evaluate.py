@@ -14,7 +14,6 @@ from critic.labels import label_of
 from critic.records import Artwork
 from critic.split import split_by_creator
 from critic.store import ArtworkStore
-from critic.train import encode_latents
 
 EVAL_LABELS = ("period", "style", "culture", "classification")
 
@@ -88,16 +87,17 @@ def evaluate_recommendations(home: Home, k: int = 10) -> dict:
     """Run the recommendation protocol on a build: the test split queries the whole collection."""
     records = ArtworkStore(home.store_path).all()
     embeddings, _ = embed_texts([r.text() for r in records], EmbeddingCache(home.cache_path), progress=True)
-    model, _, meta = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+    style = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
     _, test_ids = split_by_creator(records)
     rows = {r.id: i for i, r in enumerate(records)}
     test_rows = np.array([rows[i] for i in test_ids], dtype=np.int64)
+    latents = style.index_vectors(style.latents(embeddings, [r.text() for r in records]))
     return {
         "k": k,
         "artworks": len(records),
         "test_queries": len(test_rows),
-        "dims": {"tfidf": "sparse", "minilm": int(embeddings.shape[1]), "vae": model.config.latent_dim},
-        "precision": compare_methods(records, test_rows, embeddings, encode_latents(model, embeddings), k),
+        "dims": {"tfidf": "sparse", "minilm": int(embeddings.shape[1]), "vae": style.latent_dim},
+        "precision": compare_methods(records, test_rows, embeddings, latents, k),
     }
 
 

@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from critic.checkpoint import load_checkpoint
-from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, encode_query, normalise
+from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, encode_query
 from critic.home import Home
 from critic.records import Artwork
 from critic.store import ArtworkStore
-from critic.train import decode_attributes, encode_latents
 from index.errors import IndexStoreError
 from index.recommend import Recommender
 from index.store import VectorIndex
@@ -39,20 +38,21 @@ class Service:
         self.home = home
         self.store = ArtworkStore(home.store_path)
         self.cache = EmbeddingCache(home.cache_path)
-        self.model, self.vocab, self.vae_meta = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
-        self.identity = {"embedding_model": MODEL_ID, "vae": self.vae_meta["data_hash"]}
+        self.style = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+        self.identity = {"embedding_model": MODEL_ID, "vae": self.style.meta["data_hash"]}
         self._lock = threading.RLock()
         self.seq = self.store.last_change()  # before reading: a write racing the load is applied by refresh()
         records = self.store.all()
         latents = self.latents(records, progress=True)
-        attributes = dict(zip((r.id for r in records), decode_attributes(self.model, self.vocab, latents), strict=True))
+        attributes = dict(zip((r.id for r in records), self.style.attributes(latents), strict=True))
         index = self._load_or_new_index(log)
         fingerprints = {r.id: r.text_hash() for r in records}
         diff = index.diff(fingerprints)
         rows = {r.id: i for i, r in enumerate(records)}
         if diff.to_encode:
             chosen = [rows[i] for i in diff.to_encode]
-            index.upsert(diff.to_encode, normalise(latents[chosen]), [fingerprints[i] for i in diff.to_encode])
+            vectors = self.style.index_vectors(latents[chosen])
+            index.upsert(diff.to_encode, vectors, [fingerprints[i] for i in diff.to_encode])
         if diff.removed:
             index.remove(diff.removed)
         if diff.to_encode or diff.removed:
@@ -67,7 +67,7 @@ class Service:
         return cls(home, log)
 
     def _load_or_new_index(self, log: Callable[[str], None]) -> VectorIndex:
-        dim = self.model.config.latent_dim
+        dim = self.style.latent_dim
         try:
             return VectorIndex.load(self.home.index_dir, dim=dim, identity=self.identity)
         except IndexStoreError as exc:
@@ -77,15 +77,16 @@ class Service:
 
     def latents(self, records: Sequence[Artwork], progress: bool = False) -> np.ndarray:
         """Posterior means of the records' texts (raw, not normalised: the attribute heads want them so)."""
-        embeddings, _ = embed_texts([r.text() for r in records], self.cache, progress=progress)
-        return encode_latents(self.model, embeddings)
+        return self.text_latents([r.text() for r in records], progress)
+
+    def text_latents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Posterior means of any texts (embedded through the build's cache)."""
+        embeddings, _ = embed_texts(texts, self.cache, progress=progress)
+        return self.style.latents(embeddings, texts)
 
     def encode_text(self, text: str) -> np.ndarray:
         """A free-text query's unit latent vector, as the index stores artworks."""
-        return normalise(encode_latents(self.model, encode_query(text)[None, :]))[0]
-
-    def attributes(self, latents: np.ndarray) -> list[dict[str, str]]:
-        return decode_attributes(self.model, self.vocab, latents)
+        return self.style.index_vectors(self.style.latents(encode_query(text)[None, :], [text]))[0]
 
     def save_index(self) -> None:
         self.recommender.index.save(self.home.index_dir)
@@ -118,5 +119,6 @@ class Service:
         if not records:
             return
         latents = self.latents(records)
-        for record, mu, attributes in zip(records, normalise(latents), self.attributes(latents), strict=True):
-            self.recommender.upsert(record, mu, attributes)
+        vectors, attributes = self.style.index_vectors(latents), self.style.attributes(latents)
+        for record, vector, decoded in zip(records, vectors, attributes, strict=True):
+            self.recommender.upsert(record, vector, decoded)

@@ -21,9 +21,9 @@ from torch import nn
 
 @dataclass
 class VAEConfig:
-    input_dim: int = 384
+    input_dim: int = 640  # 384-d sentence embedding + 256-d LSA vector (critic/lexical.py)
     hidden_dim: int = 512
-    latent_dim: int = 48
+    latent_dim: int = 64
     dropout: float = 0.1
     recon_sigma: float = 0.05  # std of the Gaussian decoder; unit embeddings differ by ~0.05 per dim
     beta: float = 1.0

@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from critic.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint, save_checkpoint
+from critic.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    CheckpointError,
+    StyleModel,
+    load_checkpoint,
+    save_checkpoint,
+    style_inputs,
+)
 from critic.labels import LabelVocab
+from critic.lexical import LexicalProjector
 from critic.records import Artwork
-from critic.train import TrainConfig, decode_attributes, encode_latents, evaluate_vae, train_vae
+from critic.train import TrainConfig, encode_latents, evaluate_vae, train_vae
 from critic.vae import StyleVAE, VAEConfig
 
 
@@ -43,7 +52,7 @@ def test_missing_labels_are_masked(toy):
     vocab = LabelVocab.fit(records)
     labels, keywords = vocab.encode(records)
     assert (labels["period"] == -1).sum() == sum(1 for r in records if not r.period)
-    model = StyleVAE(VAEConfig(latent_dim=8, hidden_dim=32, heads={"period": 2}))
+    model = StyleVAE(VAEConfig(input_dim=384, latent_dim=8, hidden_dim=32, heads={"period": 2}))
     unlabelled = torch.full((4,), -1)
     parts = model.loss(torch.from_numpy(x[:4]), {"period": unlabelled})
     assert parts["attributes"].item() == 0.0 and torch.isfinite(parts["loss"])
@@ -57,21 +66,35 @@ def test_training_is_seeded(toy):
     assert np.array_equal(encode_latents(first, x), encode_latents(second, x))
 
 
+TEXTS = [f"a {['gilt', 'bronze', 'ivory', 'silver'][n % 4]} {['clock', 'vase', 'comb'][n % 3]} by workshop {n}"
+         for n in range(200)]
+
+
+def toy_style(x, records, epochs=2):
+    lexical = LexicalProjector.fit(TEXTS, dims=4)
+    inputs = style_inputs(x, lexical.transform(TEXTS))
+    model, vocab, _ = train_vae(inputs, records, VAEConfig(latent_dim=8, hidden_dim=32), TrainConfig(epochs=epochs))
+    center = encode_latents(model, inputs).mean(0).tolist()
+    return StyleModel(model, vocab, lexical, {"embedding_model": "m", "data_hash": "h", "latent_center": center})
+
+
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, toy):
     x, records = toy
-    model, vocab, _ = train_vae(x, records, VAEConfig(latent_dim=8, hidden_dim=32), TrainConfig(epochs=2))
-    save_checkpoint(tmp_path, model, vocab, {"embedding_model": "m", "data_hash": "h"})
-    loaded, loaded_vocab, meta = load_checkpoint(tmp_path, expect={"embedding_model": "m"})
-    assert meta["data_hash"] == "h" and loaded_vocab == vocab
-    assert np.array_equal(encode_latents(model, x), encode_latents(loaded, x))
-    z = encode_latents(model, x[:5])
-    assert decode_attributes(model, vocab, z) == decode_attributes(loaded, loaded_vocab, z)
+    style = toy_style(x, records)
+    save_checkpoint(tmp_path, style)
+    loaded = load_checkpoint(tmp_path, expect={"embedding_model": "m"})
+    assert loaded.meta["data_hash"] == "h" and loaded.vocab == style.vocab
+    assert np.array_equal(style.latents(x, TEXTS), loaded.latents(x, TEXTS))
+    z = style.latents(x[:5], TEXTS[:5])
+    assert style.attributes(z) == loaded.attributes(z)
+    assert np.array_equal(style.index_vectors(z), loaded.index_vectors(z))
+    assert np.allclose(np.linalg.norm(loaded.index_vectors(z), axis=1), 1.0, atol=1e-5)
 
 
 def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
     x, records = toy
-    model, vocab, _ = train_vae(x, records, VAEConfig(latent_dim=8, hidden_dim=32), TrainConfig(epochs=1))
-    save_checkpoint(tmp_path, model, vocab, {"embedding_model": "m", "data_hash": "h"})
+    style = toy_style(x, records, epochs=1)
+    save_checkpoint(tmp_path, style)
     with pytest.raises(CheckpointError, match="embedding_model"):
         load_checkpoint(tmp_path, expect={"embedding_model": "another-model"})
 
@@ -81,7 +104,7 @@ def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
     with pytest.raises(CheckpointError, match="corrupt or incompatible"):
         load_checkpoint(tmp_path)
 
-    save_checkpoint(tmp_path, model, vocab, {"embedding_model": "m"})
+    save_checkpoint(tmp_path, style)
     data = (tmp_path / WEIGHTS).read_bytes()
     (tmp_path / WEIGHTS).write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="corrupt or incompatible"):
