@@ -158,6 +158,8 @@ class Recommendation(Reply):
     title: str
     creators: list[str]
     why: list[str] = Field(description="Why it came up: score, shared decoded attributes, shared keywords.")
+    image_url: str = Field(description="The artwork's image, empty when the catalog has none.")
+    url: str = Field(description="The artwork's page at its museum, empty when unknown.")
 
 
 class Recommendations(Reply):

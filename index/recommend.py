@@ -113,6 +113,9 @@ class Recommendation:
     title: str
     creators: list[str]
     why: list[str]
+    #: What a widget needs to show a card without fetching each record.
+    image_url: str = ""
+    url: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +124,8 @@ class Recommendation:
             "title": self.title,
             "creators": list(self.creators),
             "why": list(self.why),
+            "image_url": self.image_url,
+            "url": self.url,
         }
 
 
@@ -327,7 +332,9 @@ class Recommender:
         if query.like and reference_id:
             title = self._records[reference_id].title
             why.insert(1, f"closest liked artwork: {reference_id}" + (f" ({title})" if title else ""))
-        return Recommendation(artwork_id, score, record.title, list(record.creators), why)
+        return Recommendation(
+            artwork_id, score, record.title, list(record.creators), why, record.image_url, record.url
+        )
 
 
 def _weights(name: str, given: Mapping[str, float] | Sequence[str]) -> dict[str, float]:

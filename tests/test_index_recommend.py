@@ -189,7 +189,7 @@ def test_to_json_has_exactly_the_agreed_shape(recommender):
         "min_score": None,
     }
     assert answer["next_offset"] == 5
-    assert all(set(r) == {"id", "score", "title", "creators", "why"} for r in answer["results"])
+    assert all(set(r) == {"id", "score", "title", "creators", "why", "image_url", "url"} for r in answer["results"])
     assert all(isinstance(r["why"], list) and r["why"] for r in answer["results"])
 
 
