@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     # Load the model and index in a background thread (healthz answers at once, readyz once loaded),
     # or before the app is returned.
     "LOAD_IN_BACKGROUND": True,
+    # How long a request that needs the model waits for a loading worker before a 503, seconds.
+    "LOAD_WAIT_S": 30,
     # One JSON line per request on stderr.
     "LOG_REQUESTS": True,
 }
@@ -107,7 +109,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     settings.update(overrides or {})
     for name in ("RATE_LIMIT", "KEY_RATE_LIMIT"):
         parse_rate(settings[name])  # fail at start, not on the first request
-    for name in ("MAX_BODY_BYTES", "CACHE_MAX_AGE", "TRUSTED_PROXIES"):
+    for name in ("MAX_BODY_BYTES", "CACHE_MAX_AGE", "TRUSTED_PROXIES", "LOAD_WAIT_S"):
         if not isinstance(settings[name], int) or settings[name] < 0:
             raise ConfigError(f"{name} must be a non-negative integer, got {settings[name]!r}")
     if isinstance(settings["CORS_ORIGINS"], str):

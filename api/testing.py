@@ -40,8 +40,8 @@ class LiveServer:
             urllib.request.urlopen(server.url("/api/v1/healthz"))
     """
 
-    def __init__(self, home: str | Path, workers: int = 1, threads: int = 4, env: dict[str, str] | None = None):
-        self.home = Path(home)
+    def __init__(self, home: Home | str | Path, workers: int = 1, threads: int = 4, env: dict[str, str] | None = None):
+        self.home = home.root if isinstance(home, Home) else Path(home)
         self.workers = workers
         self.threads = threads
         self.env = dict(env or {})
@@ -103,6 +103,6 @@ class LiveServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.kill()  # committed writes survive a kill (test_api_crash), and it spares a slow graceful exit
         self.log.close()
         os.unlink(self.log.name)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from critic.embed import MODEL_ID, embed_texts, normalise
+from critic.embed import MODEL_ID, embed_texts
 from critic.records import Artwork
 from critic.service import Service
-from critic.train import encode_latents
 from critic.writer import (
     Critique,
     CritiqueWriter,
     DecoderDrafter,
     Draft,
-    Grounder,
+    Grounding,
     Neighbour,
     RetrievalDrafter,
     build_lexicon,
@@ -36,29 +35,32 @@ class Writing:
         self.service = service
         writer_dir = service.home.root / WRITER_DIR
         if writer_dir.exists():
-            model = load_writer(writer_dir, latent_dim=service.model.config.latent_dim, embedding_model=MODEL_ID)
+            model = load_writer(writer_dir, latent_dim=service.style.latent_dim, embedding_model=MODEL_ID)
             drafter = DecoderDrafter(model, self._embed, neighbours=NEIGHBOURS)
             lexicon = model.lexicon
         else:
             lexicon = build_lexicon(service.store.all())
             drafter = RetrievalDrafter(lexicon, self._embed)
         self.writer = CritiqueWriter(drafter, lexicon)
-        self.grounder = Grounder(self._embed, self._encode, service.attributes, self._neighbours)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         return embed_texts(texts, self.service.cache)[0]
 
-    def _encode(self, embeddings: np.ndarray) -> np.ndarray:
-        return encode_latents(self.service.model, embeddings)
-
-    def _neighbours(self, record: Artwork, embedding: np.ndarray, latent: np.ndarray, k: int) -> list[Neighbour]:
-        """The nearest other artworks of the collection in the style latent, as the index ranks them."""
-        hits = self.service.recommender.index.search(normalise(latent), k + 1, exclude={record.id})
+    def ground(self, record: Artwork) -> Grounding:
+        """What the writer knows of ``record``: its embedding, style latent, decoded attributes, neighbours."""
+        style = self.service.style
+        text = record.text()
+        embedding = self._embed([text])[0]
+        latent = style.latents(embedding[None, :], [text])
+        hits = self.service.recommender.index.search(
+            style.index_vectors(latent)[0], NEIGHBOURS + 1, exclude={record.id}
+        )
         found = [(self.service.store.get(i), score) for i, score in hits]
-        return [Neighbour(other, score) for other, score in found if other is not None][:k]
+        neighbours = [Neighbour(other, score) for other, score in found if other is not None][:NEIGHBOURS]
+        return Grounding(record, embedding, latent[0], style.attributes(latent)[0], neighbours)
 
     def critique(self, record: Artwork, tone: str, seed: int) -> Critique:
-        return self.writer.critique(self.grounder.ground(record, NEIGHBOURS), tone=tone, seed=seed)
+        return self.writer.critique(self.ground(record), tone=tone, seed=seed)
 
     def describe(self, record: Artwork, seed: int) -> Draft:
-        return self.writer.describe(self.grounder.ground(record, NEIGHBOURS), seed=seed)
+        return self.writer.describe(self.ground(record), seed=seed)

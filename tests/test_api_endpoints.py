@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from api import create_app
 from api.keys import create_key
+from api.problems import ApiProblem
+from api.runtime import ServiceSlot
 from api.schemas import Artwork as ArtworkSchema
 from api.schemas import Critique, NewArtwork, Recommendations
 from api.testing import copy_home
+from critic.home import Home
 from critic.service import Service
 from critic.store import ArtworkStore
 from index.filters import normalise
@@ -231,3 +236,12 @@ def test_not_ready_while_the_build_cannot_load(tmp_path):
     assert ok(client.get("/readyz"), 503)["status"] == "failed"
     response = client.get("/api/v1/artworks")
     assert response.status_code == 503 and response.mimetype == "application/problem+json"
+
+
+def test_a_request_waits_for_a_loading_service_then_gets_503(tmp_path):
+    slot = ServiceSlot(Home(tmp_path), wait_s=0.2)  # never started: it stays loading
+    started = time.monotonic()
+    with pytest.raises(ApiProblem) as raised:
+        slot.get()
+    assert time.monotonic() - started >= 0.2 and slot.status == "loading"
+    assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "5"

@@ -9,13 +9,11 @@ from werkzeug.http import generate_etag
 
 from api.endpoint import Resource, json_response
 from api.problems import ApiProblem, bad_request, not_found
-from api.runtime import current_service
+from api.runtime import current_service, runtime
 from api.schemas import FIELD_DEFAULTS, Artwork, ArtworkPage, ArtworkPatch, ListParams, NewArtwork
 from critic.records import Artwork as ArtworkRecord
 from critic.service import Service
-from index.filters import parse_where
 from index.recommend import SimilarQuery
-from index.store import artwork_key
 
 artworks = Resource("artworks", tag="artworks")
 
@@ -25,23 +23,6 @@ def _stored(service: Service, artwork_id: str) -> ArtworkRecord:
     if record is None:
         raise not_found(f"unknown artwork id {artwork_id!r}")
     return record
-
-
-def _listing(service: Service, where: list[str]) -> list[ArtworkRecord]:
-    """The records meeting the filters, in store order.
-
-    Reads the recommender's in-memory records and filter postings under its lock (they change with writes):
-    index.recommend has no public accessor for them yet.
-    """
-    recommender = service.recommender
-    conditions = parse_where(where)
-    with recommender._lock:
-        records = list(recommender._records.values())
-        allowed = recommender._filters.select(conditions)
-    if allowed is None:
-        return records
-    keys = set(allowed.tolist())
-    return [r for r in records if artwork_key(r.id) in keys]
 
 
 @artworks.get(
@@ -62,7 +43,7 @@ def list_artworks(query: ListParams) -> dict:
         hits = [(service.store.get(hit.id), hit.score) for hit in found.results]
         results = [{**record.to_dict(), "score": round(score, 4)} for record, score in hits if record is not None]
         return {"query": asked, "results": results, "next_offset": found.next_offset, "total": None}
-    matching = _listing(service, where)
+    matching = runtime().catalog(service).select(where)
     page = matching[query.offset : query.offset + query.limit]
     more = query.offset + query.limit < len(matching)
     return {
