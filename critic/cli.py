@@ -101,7 +101,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.serve import serve
+
+    serve(Home.resolve(args.home), host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from api.keys import create_key, list_keys, revoke_key
+
+    home = Home.resolve(args.home)
+    if args.action == "create":
+        if not args.name:
+            raise UsageError("keys create needs a NAME")
+        print(create_key(home, args.name))
+        print(f"key {args.name!r} created: send it as the X-API-Key header; it is shown only once", file=sys.stderr)
+    elif args.action == "revoke":
+        if not args.name:
+            raise UsageError("keys revoke needs a NAME")
+        if not revoke_key(home, args.name):
+            raise UsageError(f"no active key named {args.name!r}")
+        print(f"key {args.name!r} revoked", file=sys.stderr)
+    else:
+        for key in list_keys(home):
+            print(f"{key.name}\tcreated {key.created_at}" + (f"\trevoked {key.revoked_at}" if key.revoked_at else ""))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "keys": cmd_keys,
     "build": cmd_build,
     "info": cmd_info,
     "similar": cmd_similar,
@@ -139,6 +169,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _home_option(p)
 
+    p = sub.add_parser("serve", help="serve the API, the widget and the demo gallery (gunicorn)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    _home_option(p)
+
+    p = sub.add_parser("keys", help="API keys for writes: create NAME, list, revoke NAME")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?")
+    _home_option(p)
+
     p = sub.add_parser("eval", help="measure the build (DESIGN.md's evaluation protocol)")
     p.add_argument("what", choices=["recommend"], help="recommend: precision@k by label, TF-IDF vs MiniLM vs VAE")
     p.add_argument("--k", type=int, default=10)
@@ -148,6 +190,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from api.keys import KeyNameError
+    from api.serve import ServeError
     from critic.checkpoint import CheckpointError
     from critic.corpus import CatalogError
     from critic.store import StoreError
@@ -155,7 +199,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     return (
         UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError,
-        FilterError, IndexStoreError, QueryError, UnknownArtworkError,
+        FilterError, IndexStoreError, QueryError, UnknownArtworkError, KeyNameError, ServeError,
     )
 
 
