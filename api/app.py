@@ -9,6 +9,7 @@ from flask import Blueprint, Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.config import load_settings
+from api.embed import embed_bp
 from api.problems import register_error_handlers
 from api.reqlog import install_request_log
 from api.routes.artworks import artworks
@@ -21,8 +22,15 @@ from critic.service import Service
 
 
 def blueprints() -> list[Blueprint]:
-    """Every blueprint the app serves (add the widget's here)."""
-    return [artworks.blueprint, similar.blueprint, critiques.blueprint, meta.blueprint, meta_at_root.blueprint]
+    """Every blueprint the app serves: the JSON API's resources, then the widget, embed pages and demo."""
+    return [
+        artworks.blueprint,
+        similar.blueprint,
+        critiques.blueprint,
+        meta.blueprint,
+        meta_at_root.blueprint,
+        embed_bp,
+    ]
 
 
 def create_app(config: Mapping[str, Any] | None = None, service: Service | None = None) -> Flask:
