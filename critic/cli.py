@@ -101,6 +101,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writing_subject(args: argparse.Namespace):
+    """The service's writer and the artwork to write about: a collection id, or a new one given as text."""
+    from api.writing import Writing
+    from critic.service import Service
+    from critic.writer import artwork_from_text
+    from index.errors import UnknownArtworkError
+
+    if (args.id is None) == (args.text is None):
+        raise UsageError("give an artwork ID or --text, not both")
+    service = Service.load(Home.resolve(args.home), log=lambda _: None)
+    if args.text:
+        metadata = {"title": args.title} if args.title else {}
+        return Writing(service), artwork_from_text(args.text, metadata)
+    record = service.store.get(args.id)
+    if record is None:
+        raise UnknownArtworkError(f"unknown artwork id {args.id!r}")
+    return Writing(service), record
+
+
+def cmd_critique(args: argparse.Namespace) -> int:
+    writing, record = _writing_subject(args)
+    critique = writing.critique(record, args.tone, args.seed).to_json()
+    if args.json:
+        print(json.dumps(critique, indent=1, ensure_ascii=False))
+        return 0
+    for section in critique["sections"]:
+        print(f"## {section['title']}\n{section['text']}\n")
+    print(f"(draft, {critique['tone']} tone; evidence: {json.dumps(critique['evidence'], ensure_ascii=False)})")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    writing, record = _writing_subject(args)
+    draft = writing.describe(record, args.seed)
+    if args.json:
+        print(json.dumps({"id": record.id, "text": draft.text, "evidence": draft.evidence()}, indent=1))
+    else:
+        print(draft.text)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.serve import serve
 
@@ -130,6 +171,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "critique": cmd_critique,
+    "describe": cmd_describe,
     "serve": cmd_serve,
     "keys": cmd_keys,
     "build": cmd_build,
@@ -169,6 +212,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _home_option(p)
 
+    for name, helptext in (("critique", "a drafted critique of an artwork"), ("describe", "a drafted description")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("id", nargs="?", help="artwork id of the collection")
+        p.add_argument("--text", help="a new artwork, described in words")
+        p.add_argument("--title", help="the new artwork's title (with --text)")
+        p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
+        p.add_argument("--json", action="store_true")
+        if name == "critique":
+            p.add_argument("--tone", choices=["label", "critique", "scholarly"], default="critique")
+        _home_option(p)
+
     p = sub.add_parser("serve", help="serve the API, the widget and the demo gallery (gunicorn)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -195,11 +249,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from critic.checkpoint import CheckpointError
     from critic.corpus import CatalogError
     from critic.store import StoreError
+    from critic.writer import WriterInputError
     from index.errors import FilterError, IndexStoreError, QueryError, UnknownArtworkError
 
     return (
         UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError,
-        FilterError, IndexStoreError, QueryError, UnknownArtworkError, KeyNameError, ServeError,
+        FilterError, IndexStoreError, QueryError, UnknownArtworkError, KeyNameError, ServeError, WriterInputError,
     )
 
 
