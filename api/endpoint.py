@@ -176,15 +176,28 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # lone surrogates (\ud800) cannot be stored
-    except (ValueError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or "too deeply nested"
+    except RecursionError:
+        raise bad_request("the body is not valid JSON: nested too deeply", field="body", kind="invalid-json") from None
+    except ValueError as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise bad_request(f"the body is not valid JSON: {detail}", field="body", kind="invalid-json") from None
     if not isinstance(data, dict):
-        raise bad_request(f"the body must be a JSON object, not {type(data).__name__}", field="body", kind="validation")
+        kind = _JSON_KINDS.get(type(data), type(data).__name__)
+        raise bad_request(f"the body must be a JSON object, not {kind}", field="body", kind="validation")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise _problem_from(exc, "field") from None
+
+
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def _refuse_constant(name: str) -> Any:

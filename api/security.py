@@ -17,7 +17,7 @@ from flask import Flask, Response, current_app, g, request
 
 from api.endpoint import API_PREFIX, Operation, operation_of
 from api.problems import ApiProblem
-from api.runtime import runtime
+from api.runtime import Runtime, runtime
 
 ALLOWED_REQUEST_HEADERS = "Content-Type, X-API-Key, X-Request-ID, If-None-Match"
 EXPOSED_HEADERS = "ETag, Location, Retry-After, X-Request-ID, RateLimit-Limit, RateLimit-Remaining"
@@ -108,7 +108,7 @@ def _guard() -> Response | None:
     return None
 
 
-def _take_token(state, key_name: str | None) -> None:
+def _take_token(state: Runtime, key_name: str | None) -> None:
     buckets = state.key_limits if key_name else state.anonymous_limits
     if buckets is None:
         return

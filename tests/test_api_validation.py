@@ -101,7 +101,9 @@ def test_bad_filters(client, some_id):
         (b'{"text": "caf\xe9"}', "not valid UTF-8"),
         (b'{"text": "\\ud800"}', "not valid JSON"),
         (b'{"text": "a ship", "k": NaN}', "not valid JSON"),
-        (b'["a ship"]', "must be a JSON object"),
+        (b'["a ship"]', "must be a JSON object, not an array"),
+        (b"null", "must be a JSON object, not null"),
+        (b"[" * 100_000, "nested too deeply"),
         (b"", "not valid JSON"),
     ],
 )
