@@ -23,6 +23,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     kl_warmup_epochs: int = 15  # beta grows linearly from 0 to its target over these epochs
     seed: int = 0
+    #: A small catalog gets more epochs so that it still sees this many optimiser steps.
+    min_steps: int = 1500
 
 
 def _tensors(vectors: np.ndarray, records: Sequence[Artwork], vocab: LabelVocab):
@@ -59,14 +61,16 @@ def train_vae(
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     x, labels, keywords = _tensors(vectors, records, vocab)
     steps_per_epoch = math.ceil(len(x) / tc.batch_size)
+    n_epochs = max(tc.epochs, math.ceil(tc.min_steps / steps_per_epoch))
+    warmup = tc.kl_warmup_epochs * n_epochs / tc.epochs
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch, pct_start=0.1
+        optimiser, max_lr=tc.lr, total_steps=n_epochs * steps_per_epoch, pct_start=0.1
     )
     history = []
-    epochs = tqdm(range(tc.epochs), desc="training StyleVAE", disable=not progress)
+    epochs = tqdm(range(n_epochs), desc="training StyleVAE", disable=not progress)
     for epoch in epochs:
         model.train()
-        beta = config.beta * min(1.0, (epoch + 1) / max(1, tc.kl_warmup_epochs))
+        beta = config.beta * min(1.0, (epoch + 1) / max(1.0, warmup))
         order = torch.randperm(len(x), generator=generator)
         sums: dict[str, float] = {}
         for start in range(0, len(x), tc.batch_size):

@@ -20,11 +20,10 @@ def walters_slice():
 
 @pytest.fixture(scope="session")
 def built_home(tmp_path_factory, walters_slice):
-    """A home built from the first SLICE Walters records with a short VAE schedule."""
+    """A home built from the first SLICE Walters records, as `critic build --limit SLICE` makes it."""
     from critic.build import build
     from critic.home import Home
-    from critic.train import TrainConfig
 
     home = Home(tmp_path_factory.mktemp("home"))
-    build(home, limit=SLICE, train_config=TrainConfig(epochs=15), progress=False, log=lambda _: None)
+    build(home, limit=SLICE, progress=False, log=lambda _: None)
     return home

@@ -6,7 +6,6 @@ import pytest
 
 from critic.build import build
 from critic.cli import main
-from critic.train import TrainConfig
 
 
 def run_cli(capsys, *argv):
@@ -28,7 +27,7 @@ def test_info_reports_the_build(capsys, built_home):
 
 def test_second_build_embeds_nothing_and_reuses_the_vae(built_home):
     messages = []
-    info = build(built_home, limit=300, progress=False, log=messages.append, train_config=TrainConfig(epochs=15))
+    info = build(built_home, limit=300, progress=False, log=messages.append)
     assert info["newly_embedded"] == 0
     assert "vae: training data unchanged, checkpoint reused" in messages
 

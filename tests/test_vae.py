@@ -39,7 +39,7 @@ def toy():
 def test_training_lowers_the_loss(toy):
     x, records = toy
     model, vocab, history = train_vae(x, records, VAEConfig(latent_dim=8, hidden_dim=64),
-                                      TrainConfig(epochs=12, batch_size=32, kl_warmup_epochs=3))
+                                      TrainConfig(epochs=12, batch_size=32, kl_warmup_epochs=3, min_steps=0))
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["recon"] < history[0]["recon"]
     metrics = evaluate_vae(model, vocab, x, records)
@@ -61,8 +61,8 @@ def test_missing_labels_are_masked(toy):
 def test_training_is_seeded(toy):
     x, records = toy
     small = VAEConfig(latent_dim=8, hidden_dim=32)
-    first = train_vae(x, records, small, TrainConfig(epochs=2, batch_size=64, seed=3))[0]
-    second = train_vae(x, records, small, TrainConfig(epochs=2, batch_size=64, seed=3))[0]
+    first = train_vae(x, records, small, TrainConfig(epochs=2, batch_size=64, seed=3, min_steps=0))[0]
+    second = train_vae(x, records, small, TrainConfig(epochs=2, batch_size=64, seed=3, min_steps=0))[0]
     assert np.array_equal(encode_latents(first, x), encode_latents(second, x))
 
 
@@ -73,7 +73,8 @@ TEXTS = [f"a {['gilt', 'bronze', 'ivory', 'silver'][n % 4]} {['clock', 'vase', '
 def toy_style(x, records, epochs=2):
     lexical = LexicalProjector.fit(TEXTS, dims=4)
     inputs = style_inputs(x, lexical.transform(TEXTS))
-    model, vocab, _ = train_vae(inputs, records, VAEConfig(latent_dim=8, hidden_dim=32), TrainConfig(epochs=epochs))
+    config = VAEConfig(latent_dim=8, hidden_dim=32)
+    model, vocab, _ = train_vae(inputs, records, config, TrainConfig(epochs=epochs, min_steps=0))
     center = encode_latents(model, inputs).mean(0).tolist()
     return StyleModel(model, vocab, lexical, {"embedding_model": "m", "data_hash": "h", "latent_center": center})
 
