@@ -41,8 +41,8 @@ def test_distinct_2():
 def test_protocol_runs_every_drafter_on_held_out_artworks():
     tiny = tiny_writer()
     train, test = tiny.records[:170], tiny.records[170:]
-    train_only = VectorNeighbours(train, tiny.encode(tiny.embeddings[:170]), space="latent")
-    grounder = Grounder(tiny.embed, tiny.encode, tiny.decode, train_only)
+    train_only = VectorNeighbours(train, tiny.latents(tiny.embeddings[:170]))
+    grounder = Grounder(tiny.embed, tiny, train_only)
     lexicon = tiny.model.lexicon
     decoder = DecoderDrafter(tiny.model, tiny.embed, samples=3, neighbours=2)
     drafters = [decoder, RetrievalDrafter(lexicon, tiny.embed), TemplateDrafter(lexicon, tiny.embed)]

@@ -25,12 +25,17 @@ class TinyWriter:
     model: object
     metrics: dict
 
-    def encode(self, embeddings: np.ndarray) -> np.ndarray:
+    # The style-model interface the Grounder asks for (critic.writer.grounding.StyleLike).
+    def latents(self, embeddings: np.ndarray, texts=None) -> np.ndarray:
         return (embeddings - self.embeddings.mean(0)) @ self.components
 
     @staticmethod
-    def decode(latents: np.ndarray) -> list[dict[str, str]]:
+    def attributes(latents: np.ndarray) -> list[dict[str, str]]:
         return [{} for _ in latents]
+
+    @staticmethod
+    def index_vectors(latents: np.ndarray) -> np.ndarray:
+        return latents
 
     @staticmethod
     def embed(texts: list[str]) -> np.ndarray:
@@ -38,11 +43,10 @@ class TinyWriter:
 
         return embed_texts(texts)[0]
 
-    def grounder(self, k: int = 3):
+    def grounder(self):
         from critic.writer import Grounder, VectorNeighbours
 
-        neighbours = VectorNeighbours(self.records, self.encode(self.embeddings), space="latent")
-        return Grounder(self.embed, self.encode, self.decode, neighbours)
+        return Grounder(self.embed, self, VectorNeighbours(self.records, self.latents(self.embeddings)))
 
 
 def attributes_of(record: Artwork) -> dict[str, str]:

@@ -142,7 +142,7 @@ class CritiqueWriter:
         neighbours = [n for n in grounding.neighbours if n.record.id != record.id][: NEIGHBOURS_SHOWN[tone]]
         facts = self._facts(record)
         if tone == "label":
-            description = fit_words(draft.text, WORD_LIMITS["label"] - word_count(facts))
+            description = fit_words(draft.body if draft.lead else draft.text, WORD_LIMITS["label"] - word_count(facts))
             sections = [
                 Section("What it is", fit_words(facts, WORD_LIMITS["label"])),
                 Section("Description", description),
@@ -155,7 +155,7 @@ class CritiqueWriter:
                 Section("Assessment", self._assessment(grounding, neighbours, draft, rng, scholarly)),
             ]
             budget = WORD_LIMITS[tone] - word_count(facts) - sum(word_count(s.text) for s in others)
-            description = fit_words(draft.text, max(budget, 25))
+            description = fit_words(draft.body if draft.lead else draft.text, max(budget, 25))
             sections = [Section("What it is", facts), Section("Description", description), *others]
             if scholarly:
                 sections.append(Section("Sources", self._sources(record, neighbours, draft)))

@@ -68,6 +68,12 @@ class Draft:
     candidates: int
     rejected: int  # candidates the fact check turned down
     slots: dict[str, str]
+    lead: str = ""  # the metadata sentences the text opens with, if the drafter leads with them
+
+    @property
+    def body(self) -> str:
+        """The text after its lead: what the drafter wrote beyond the catalogue facts."""
+        return self.text[len(self.lead) :].strip()
 
     def evidence(self) -> dict:
         used = [s for s in SLOTS if s in self.slots and self.slots[s] in self.text]
@@ -146,25 +152,34 @@ def pick(
     embed: Embedder,
     lexicon: Lexicon,
     drafter: str,
+    lead: bool = False,
 ) -> Draft:
     """Keep the candidate (text, source) closest to the artwork's embedding among those that pass the fact
-    check; the template if none does."""
+    check; the template if none does. With ``lead``, every candidate opens with the template's facts."""
     record = grounding.record
     values = slot_values(record, lexicon)
-    passing = [(t, s) for t, s in candidates if t.strip() and not check_draft(t, record, lexicon)]
-    rejected = sum(1 for t, _ in candidates if t.strip()) - len(passing)
+    opening = template_description(record, values) if lead else ""
+    texts = [(f"{opening} {t}".strip(), s) for t, s in candidates if t.strip()]
+    passing = [(t, s) for t, s in texts if not check_draft(t, record, lexicon)]
+    rejected = len(texts) - len(passing)
     if not passing:
         passing = [(template_description(record, values), "template")]
     vectors = embed([t for t, _ in passing])
     scores = vectors @ np.asarray(grounding.embedding, dtype=np.float32)
     best = int(np.argmax(scores))
     text, source = passing[best]
-    return Draft(text, drafter, source, float(scores[best]), len(candidates), rejected, values)
+    opening = opening if text.startswith(opening) else ""
+    return Draft(text, drafter, source, float(scores[best]), len(candidates), rejected, values, opening)
 
 
 class DecoderDrafter:
-    """Samples the trained decoder; optionally adds the neighbours' refilled descriptions to the pool
-    (``neighbours``) and decoder continuations of their first sentences (``prompted`` per neighbour)."""
+    """Samples the trained decoder and keeps the best grounded sample.
+
+    Options: ``neighbours`` adds that many neighbours' refilled descriptions (unsupported sentences
+    dropped) to the pool; ``prompted`` adds that many decoder continuations of each neighbour's first
+    sentence; ``lead`` opens every candidate with the metadata template's facts; ``lexicon`` (default: the
+    model's) is what the fact check and the banned tokens use (give the whole collection's).
+    """
 
     def __init__(
         self,
@@ -175,22 +190,26 @@ class DecoderDrafter:
         top_p: float = 0.9,
         neighbours: int = 0,
         prompted: int = 0,
+        lead: bool = False,
+        lexicon: Lexicon | None = None,
         name: str | None = None,
     ):
         self.model = model
+        self.lexicon = lexicon or model.lexicon
+        self.lead = lead
         self.embed = embed
         self.samples = samples
         self.temperature = temperature
         self.top_p = top_p
         self.neighbours = neighbours
         self.prompted = prompted
-        self.name = name or "decoder" + ("+neighbours" if neighbours else "") + ("+prompted" if prompted else "")
+        flags = (("+neighbours", neighbours), ("+prompted", prompted), ("+lead", lead))
+        self.name = name or "decoder" + "".join(flag for flag, on in flags if on)
         vocab = model.config.vocab
         self._always_banned = torch.tensor([t in (PAD, BOS, UNK, f"<{OTHER_DATE}>") for t in vocab])
         self._slot_ids = {t[1:-1]: i for i, t in enumerate(vocab) if t[1:-1] in SLOTS}
-        lexicon = model.lexicon
-        self._names = {i: t for i, t in enumerate(vocab) if t in lexicon.name_tokens}
-        self._materials = {i: singular(t) for i, t in enumerate(vocab) if singular(t) in lexicon.materials}
+        self._names = {i: t for i, t in enumerate(vocab) if t in self.lexicon.name_tokens}
+        self._materials = {i: singular(t) for i, t in enumerate(vocab) if singular(t) in self.lexicon.materials}
         self._numbers = {i: t for i, t in enumerate(vocab) if re.search(r"\d", t)}
 
     def banned_tokens(self, record: Artwork, values: dict[str, str]) -> torch.Tensor:
@@ -216,7 +235,7 @@ class DecoderDrafter:
     ) -> list[str]:
         """Decoder drafts with the target's slot values filled in; each continues ``prefix`` (tokens of a
         delexicalised sentence) when one is given."""
-        values = slot_values(grounding.record, self.model.lexicon)
+        values = slot_values(grounding.record, self.lexicon)
         config = self.model.config
         n = samples or self.samples
         latent = np.repeat(np.asarray(grounding.latent, dtype=np.float32)[None, :], n, 0)
@@ -244,7 +263,7 @@ class DecoderDrafter:
         """Free decoder samples; then, per neighbour, its refilled description and decoder continuations
         of its first sentence the target can fill."""
         pool = [(t, "decoder") for t in self.sample_texts(grounding, seed)]
-        lexicon = self.model.lexicon
+        lexicon = self.lexicon
         values = slot_values(grounding.record, lexicon)
         for rank, n in enumerate(grounding.neighbours[: self.neighbours], start=1):
             if not n.record.description.strip():
@@ -260,7 +279,7 @@ class DecoderDrafter:
         return pool
 
     def draft(self, grounding: Grounding, seed: int = 0) -> Draft:
-        return pick(self.candidates(grounding, seed), grounding, self.embed, self.model.lexicon, self.name)
+        return pick(self.candidates(grounding, seed), grounding, self.embed, self.lexicon, self.name, self.lead)
 
 
 class RetrievalDrafter:

@@ -1,21 +1,34 @@
 """Building ``Grounding``s: the artwork's embedding, latent, decoded attributes and neighbours.
 
-The writer does not load models itself; the caller passes the four functions, so the CLI and the API can
-use the service's VAE and FAISS index while the evaluation searches the train split only.
+The writer loads no models itself. A ``Grounder`` takes an embedder, a style model (anything with
+``latents(embeddings, texts)``, ``attributes(latents)`` and ``index_vectors(latents)``, as
+critic.checkpoint.StyleModel has) and a neighbour search, so the CLI and the API can use the service's
+FAISS index while the evaluation searches the train split only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from critic.records import Artwork
 from critic.writer.drafter import Embedder, Grounding, Neighbour
 
-#: (record, its embedding, its latent, k) -> up to k nearest other artworks, best first
+#: (record, its embedding, its index vector, k) -> up to k nearest other artworks, best first
 NeighbourSearch = Callable[[Artwork, np.ndarray, np.ndarray, int], list[Neighbour]]
+
+
+class StyleLike(Protocol):
+    """What the writer needs from the style model (critic.checkpoint.StyleModel fits)."""
+
+    def latents(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray: ...
+
+    def attributes(self, latents: np.ndarray) -> list[dict[str, str]]: ...
+
+    def index_vectors(self, latents: np.ndarray) -> np.ndarray: ...
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -26,9 +39,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 class VectorNeighbours:
     """Exact cosine search over a fixed set of records (the train split, in the evaluation).
 
-    ``space`` says which query vector to compare with ``vectors``: "latent" (VAE means, as the service's
-    index does) or "embedding" (sentence embeddings). The record itself and records with its exact
-    description are never returned.
+    ``vectors`` are the records' index vectors (or sentence embeddings when ``space`` is "embedding").
+    The record itself and records with its exact description are never returned.
     """
 
     def __init__(self, records: Sequence[Artwork], vectors: np.ndarray, space: str = "latent"):
@@ -40,8 +52,8 @@ class VectorNeighbours:
         self.vectors = _unit(vectors)
         self.space = space
 
-    def __call__(self, record: Artwork, embedding: np.ndarray, latent: np.ndarray, k: int) -> list[Neighbour]:
-        query = _unit(latent if self.space == "latent" else embedding)
+    def __call__(self, record: Artwork, embedding: np.ndarray, index_vector: np.ndarray, k: int):
+        query = _unit(index_vector if self.space == "latent" else embedding)
         scores = self.vectors @ query
         out: list[Neighbour] = []
         for i in np.argsort(-scores, kind="stable"):
@@ -60,20 +72,21 @@ class Grounder:
     """Turns records into groundings with the service's (or the evaluation's) models."""
 
     embed: Embedder
-    encode: Callable[[np.ndarray], np.ndarray]  # embeddings (n, 384) -> latents (n, d)
-    decode: Callable[[np.ndarray], list[dict[str, str]]]  # latents -> decoded attribute dicts
+    style: StyleLike
     neighbours: NeighbourSearch
 
     def ground_many(self, records: Sequence[Artwork], k: int = 3) -> list[Grounding]:
         """Groundings of ``records``, embedding their texts in one batch."""
         if not records:
             return []
-        embeddings = self.embed([r.text() for r in records])
-        latents = self.encode(embeddings)
-        attributes = self.decode(latents)
+        texts = [r.text() for r in records]
+        embeddings = self.embed(texts)
+        latents = self.style.latents(embeddings, texts)
+        attributes = self.style.attributes(latents)
+        index_vectors = self.style.index_vectors(latents)
         return [
-            Grounding(r, e, z, a, self.neighbours(r, e, z, k))
-            for r, e, z, a in zip(records, embeddings, latents, attributes, strict=True)
+            Grounding(r, e, z, a, self.neighbours(r, e, v, k))
+            for r, e, z, a, v in zip(records, embeddings, latents, attributes, index_vectors, strict=True)
         ]
 
     def ground(self, record: Artwork, k: int = 3) -> Grounding:
