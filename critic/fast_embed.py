@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from critic.atomic import fsync_dir, write_atomically
+
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # "int8": every weight matrix in int8. "int8-mixed": the feed-forward output projection (its input, the GELU
 # output, has outliers that per-tensor activation scales handle badly) stays fp32: closer to fp32, a bit slower.
@@ -137,24 +139,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def ensure_exported(
     cache_dir: str | Path, precision: str = DEFAULT_PRECISION, model_dir: str | Path | None = None
 ) -> Path:
@@ -165,9 +149,10 @@ def ensure_exported(
     with _locked(path):
         if not verify_export(path, model_dir, precision):
             data = _export_bytes(model_dir, precision)
-            _write_atomically(path, data)
+            write_atomically(path, data)
             meta = {"sha256": hashlib.sha256(data).hexdigest(), **_expected_meta(model_dir, precision)}
-            _write_atomically(_sidecar(path), json.dumps(meta, indent=2).encode())
+            write_atomically(_sidecar(path), json.dumps(meta, indent=2).encode())
+            fsync_dir(path.parent)
     return path
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from critic.atomic import fsync_dir, write_atomically
 from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 
 FORMAT_VERSION = 1
@@ -308,10 +307,10 @@ class VectorIndex:
         for role, (suffix, data) in payloads.items():
             digest = hashlib.sha256(data).hexdigest()
             name = f"{role}-{digest[:16]}{suffix}"
-            _atomic_write(folder / name, data)
+            write_atomically(folder / name, data)
             manifest["files"][role] = {"name": name, "sha256": digest, "bytes": len(data)}
-        _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
-        _fsync_dir(folder)
+        write_atomically(folder / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+        fsync_dir(folder)
         kept = {entry["name"] for entry in manifest["files"].values()} | {MANIFEST}
         for stale in folder.iterdir():
             if stale.name not in kept and (stale.name.startswith(("index-", "ids-", ".tmp-"))):
@@ -509,27 +508,6 @@ def _json_normalised(value: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps(value, sort_keys=True))
     except TypeError as exc:
         raise ValueError(f"identity must be JSON-serialisable: {exc}") from None
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _MANIFEST_KEYS = {
