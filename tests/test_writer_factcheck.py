@@ -78,3 +78,18 @@ def test_bc_years_and_measurements(lexicon):
 def test_facts_stated_in_the_records_own_text_are_supported(lexicon):
     record = Artwork(id="20", title="Cup", medium="silver", description="Lotto owned this gold cup in 1520.")
     assert check_draft("A gold cup that Lotto owned in 1520.", record, lexicon) == []
+
+
+def test_dates_in_title_creators_and_medium_are_supported(lexicon):
+    record = Artwork(
+        id="21",
+        title="Portrait of Colonel Smith (1790-1858)",
+        creators=["Alfred Jacob Miller (American, 1810-1874)"],
+        date_text="1833",
+        year_start=1833,
+        year_end=1833,
+        medium="oil on canvas in an early 20th century frame",
+    )
+    text = "Miller, born in 1810, painted Smith (1790-1858) in 1833; the frame is 20th century."
+    assert check_draft(text, record, lexicon) == []
+    assert kinds("He painted it in 1840.", record, lexicon) == ["year"]

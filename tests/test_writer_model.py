@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from test_writer_support import LATENT_DIM, tiny_writer
 
 from critic.writer import (
@@ -67,6 +68,13 @@ def test_decoder_never_writes_another_records_facts(tiny, groundings):
     assert allowed_slots <= {f"<{s}>" for s in values} | {"<EOS>"}
 
 
+def test_lead_opens_with_the_facts_and_the_body_follows(tiny, groundings):
+    g = groundings[4]
+    draft = DecoderDrafter(tiny.model, tiny.embed, samples=4, lead=True).draft(g, seed=2)
+    assert draft.lead and draft.text.startswith(draft.lead) and g.record.title in draft.lead
+    assert draft.text == f"{draft.lead} {draft.body}".strip()
+
+
 def test_baselines_draft_too(tiny, groundings):
     g = groundings[1]
     retrieval = RetrievalDrafter(tiny.model.lexicon, tiny.embed).draft(g)
@@ -104,3 +112,17 @@ def test_mismatched_or_corrupt_checkpoint_is_refused(tiny, tmp_path):
 def test_tokens_round_trip():
     text = 'Miller\'s "Bride" (ca. 1837), oil on canvas; it was shown in Paris.'
     assert detokenize(tokenize(text)) == text
+
+
+def test_training_is_reproducible_for_a_seed(tiny):
+    from test_writer_support import attributes_of
+
+    from critic.writer import WriterTrainConfig, train_writer
+
+    records = tiny.records[:60]
+    latents = tiny.latents(tiny.embeddings[:60])
+    config = WriterTrainConfig(epochs=1, embed_dim=16, cond_dim=8, hidden_dim=16, min_count=2, seed=3)
+    first, _ = train_writer(records, latents, [attributes_of(r) for r in records], config=config)
+    second, _ = train_writer(records, latents, [attributes_of(r) for r in records], config=config)
+    for name, tensor in first.decoder.state_dict().items():
+        assert torch.equal(tensor, second.decoder.state_dict()[name]), name

@@ -121,17 +121,26 @@ class DraftDecoder(nn.Module):
             parts.append((table(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0))
         return torch.tanh(self.condition(torch.cat(parts, -1)))
 
-    def logits(self, inputs: torch.Tensor, cond: torch.Tensor, state: torch.Tensor | None = None):
-        """Next-token logits for input ids (batch, steps); returns (logits, new GRU state)."""
+    def logits(
+        self,
+        inputs: torch.Tensor,
+        cond: torch.Tensor,
+        state: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+    ):
+        """Next-token logits for input ids (batch, steps); returns (logits, new GRU state).
+
+        ``bias`` replaces the output bias (sampling passes one with banned tokens at -inf).
+        """
         if state is None:
             state = torch.tanh(self.initial_state(cond)).unsqueeze(0)
         x = self.dropout(self.token_embedding(inputs))
         x = torch.cat([x, cond.unsqueeze(1).expand(-1, x.shape[1], -1)], -1)
         out, state = self.gru(x, state)
         projected = self.to_embedding(self.dropout(out))
-        return projected @ self.token_embedding.weight.T + self.output_bias, state
+        return projected @ self.token_embedding.weight.T + (self.output_bias if bias is None else bias), state
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(
         self,
         cond: torch.Tensor,
@@ -141,36 +150,36 @@ class DraftDecoder(nn.Module):
         top_p: float = 0.9,
         max_tokens: int | None = None,
         prefix: Sequence[int] = (),
+        top_k: int = 64,
     ) -> list[list[int]]:
         """Nucleus-sample one token sequence per row of ``cond``; ``banned`` is a (vocab,) bool mask.
 
-        ``prefix`` (token ids) is read before sampling starts; the returned sequences continue it.
+        Sampling keeps the smallest set of tokens whose probability reaches ``top_p`` among the ``top_k``
+        likeliest (a top-k cut first keeps each step cheap on a CPU). ``prefix`` (token ids) is read
+        before sampling starts; the returned sequences continue it.
         """
         self.eval()
         batch = cond.shape[0]
         eos = self.config.vocab.index(EOS)
         start = [self.config.vocab.index(BOS), *prefix]
         tokens = torch.tensor([start] * batch, dtype=torch.long)
+        bias = self.output_bias.masked_fill(banned, float("-inf"))
         state = None
-        finished = torch.zeros(batch, dtype=torch.bool)
+        finished = [False] * batch
         sequences: list[list[int]] = [[] for _ in range(batch)]
         for _ in range(max(1, (max_tokens or self.config.max_tokens) - len(prefix))):
-            logits, state = self.logits(tokens, cond, state)
-            logits = logits[:, -1].masked_fill(banned, float("-inf")) / max(temperature, 1e-3)
-            probs = logits.softmax(-1)
-            sorted_probs, order = probs.sort(-1, descending=True)
-            # Keep the smallest prefix whose mass reaches top_p (always at least the top token).
-            outside = sorted_probs.cumsum(-1) - sorted_probs > top_p
-            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-            choice = torch.multinomial(sorted_probs, 1, generator=generator)
-            tokens = order.gather(-1, choice)
+            logits, state = self.logits(tokens, cond, state, bias)
+            top_logits, top_ids = (logits[:, -1] / max(temperature, 1e-3)).topk(min(top_k, logits.shape[-1]))
+            probs = top_logits.softmax(-1)
+            probs = probs.masked_fill(probs.cumsum(-1) - probs > top_p, 0.0)
+            tokens = top_ids.gather(-1, torch.multinomial(probs, 1, generator=generator))
             for row, token in enumerate(tokens.squeeze(1).tolist()):
                 if not finished[row]:
                     if token == eos:
                         finished[row] = True
                     else:
                         sequences[row].append(token)
-            if bool(finished.all()):
+            if all(finished):
                 break
         return sequences
 

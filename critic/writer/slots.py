@@ -92,11 +92,16 @@ def year_value(number: str, era: str) -> int:
 
 
 def _own_dates_text(record: Artwork, with_description: bool) -> str:
-    return f"{record.date_text} {record.description}" if with_description else record.date_text or ""
+    """Where a record states dates: its date text, and for checking also its title ("Portrait of X
+    (1790-1858)"), creators' life dates, medium and description."""
+    if not with_description:
+        return record.date_text or ""
+    return " ".join([record.date_text, record.title, record.medium, record.description, *record.creators])
 
 
 def year_supported(record: Artwork, number: str, era: str = "", slack: int = 5, with_description: bool = True) -> bool:
-    """A stated year is the record's own if its date text (or description) names it or it lies in its years."""
+    """A stated year is the record's own if the record names it (see _own_dates_text) or it lies in its
+    years."""
     own = _own_dates_text(record, with_description)
     stated = era.strip().upper().replace(".", "")
     if number in re.findall(r"\d+", own):
@@ -114,8 +119,7 @@ def year_supported(record: Artwork, number: str, era: str = "", slack: int = 5, 
 def century_supported(
     record: Artwork, first: str, last: str | None, era: str = "", with_description: bool = True
 ) -> bool:
-    """A stated century range is the record's own if its date text (or description) names it or it overlaps
-    the record's years."""
+    """A stated century range is the record's own if the record names it or it overlaps its years."""
     if re.search(rf"\b{first}(?:st|nd|rd|th)\b", _own_dates_text(record, with_description).lower()):
         return True
     if era.strip().upper() == "AH" or record.year_start is None or record.year_end is None:
