@@ -61,7 +61,7 @@ def _problem_codes(operation: Operation, has_path_arguments: bool, reads_need_ke
     if operation.write or (reads_need_key and not operation.public):
         codes.add(401)
     if operation.write:
-        codes.add(403)
+        codes.update((403, 507))
     if has_path_arguments:
         codes.add(404)
     if operation.body:
@@ -155,4 +155,5 @@ _DESCRIPTIONS = {
     415: "The body is not JSON.",
     429: "Rate limit reached; see Retry-After.",
     503: "The model and index are still loading; see Retry-After.",
+    507: "The server's disk is full: nothing of the change was stored; retry once there is room.",
 }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping
 
 from flask import Flask, Response, g, request
@@ -77,6 +79,30 @@ def _from_http(exc: HTTPException) -> ApiProblem:
     return ApiProblem(status, exc.name, detail, headers=headers)
 
 
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the disk or the database is full."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error) and getattr(seen, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            return True
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+#: A full disk is the server's fault, not the client's (so not a 4xx), and not a passing overload (a 503 would
+#: invite an immediate retry): 507 Insufficient Storage (RFC 4918) says the server cannot store what this
+#: request needs. Every write is embedded and committed in one transaction that a full disk aborts whole, so
+#: nothing of the request was stored and it can be retried as it is once there is room.
+STORAGE_FULL = ApiProblem(
+    507,
+    "Insufficient Storage",
+    "the server has no room left to store this change; nothing of it was stored, retry once space is freed",
+    kind="storage-full",
+)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Answer every failure with a problem document: known ones with their 4xx, anything else with a 500."""
 
@@ -102,6 +128,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if storage_full(exc):
+            log.error("disk full in %s %s (request %s): %s", request.method, request.path, g.get("request_id"), exc)
+            return problem_response(STORAGE_FULL)
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, g.get("request_id"))
         return problem_response(
             ApiProblem(

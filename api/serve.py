@@ -15,6 +15,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from critic.home import Home
+from critic.repair import check_database
 
 
 class ServeError(ValueError):
@@ -62,6 +63,7 @@ def serve(
     home = home if isinstance(home, Home) else Home.resolve(home)
     if not home.store_path.exists() or not home.vae_dir.exists():
         raise ServeError(f"nothing built in {home.root}: run `critic build` first")
+    check_database(home.store_path)  # a damaged database stops here, naming `critic repair`
     if workers < 1 or threads < 1:
         raise ServeError(f"workers and threads must be >= 1, got {workers} and {threads}")
     if not 0 < port < 65536:

@@ -170,11 +170,19 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    from critic.repair import repair
+
+    repair(Home.resolve(args.home), log=lambda line: print(line, flush=True))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "critique": cmd_critique,
     "describe": cmd_describe,
     "serve": cmd_serve,
     "keys": cmd_keys,
+    "repair": cmd_repair,
     "build": cmd_build,
     "info": cmd_info,
     "similar": cmd_similar,
@@ -228,6 +236,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    _home_option(p)
+
+    p = sub.add_parser("repair", help="rebuild the index from the database; salvage a damaged database")
     _home_option(p)
 
     p = sub.add_parser("keys", help="API keys for writes: create NAME, list, revoke NAME")

@@ -56,8 +56,11 @@ class Service:
         if diff.removed:
             index.remove(diff.removed)
         if diff.to_encode or diff.removed:
-            index.save(home.index_dir)
             log(f"index: reconciled with the store ({len(diff.to_encode)} new or changed, {len(diff.removed)} removed)")
+            try:
+                index.save(home.index_dir)
+            except OSError as exc:  # a full disk must not keep the service down: the next start reconciles again
+                log(f"index: not saved ({exc}); it is complete in memory and is reconciled again at the next start")
         self.recommender = Recommender(
             index, {r.id: r for r in records}, encode_text=self.encode_text, attributes=attributes
         )
@@ -94,10 +97,15 @@ class Service:
     # ------------------------------------------------------------------ writing
 
     def upsert(self, records: Sequence[Artwork]) -> None:
-        """Commit records to the store, then make them searchable. Committed first: the store is the truth."""
+        """Embed records, commit them to the store, then make them searchable.
+
+        Embedded first: the embedding cache is the other file a write grows, so a full disk fails the write
+        before anything is committed. Committed before indexed: the store is the truth.
+        """
         with self._lock:
+            latents = self.latents(records)
             self.store.upsert_many(records)
-            self._index_records(records)
+            self._index_latents(records, latents)
 
     def delete(self, artwork_id: str) -> bool:
         with self._lock:
@@ -116,9 +124,12 @@ class Service:
             return len(changed)
 
     def _index_records(self, records: Sequence[Artwork]) -> None:
+        if records:
+            self._index_latents(records, self.latents(records))
+
+    def _index_latents(self, records: Sequence[Artwork], latents: np.ndarray) -> None:
         if not records:
             return
-        latents = self.latents(records)
         vectors, attributes = self.style.index_vectors(latents), self.style.attributes(latents)
         for record, vector, decoded in zip(records, vectors, attributes, strict=True):
             self.recommender.upsert(record, vector, decoded)
