@@ -1,7 +1,7 @@
 """Critiques and descriptions for the API: critic.writer grounded in the loaded Service.
 
-The drafter is the trained decoder when the home holds one (``<home>/writer``, saved with
-``WriterModel.save``); until a build trains it, the retrieval drafter stands in (a neighbour's description
+The drafter is the trained decoder when the home holds one (``<home>/writer``, trained by `critic build`
+or `critic train writer`); until one is trained, the retrieval drafter stands in (a neighbour's description
 with its facts swapped for the target's) and the evidence names it, so no response hides which one wrote.
 """
 
@@ -15,7 +15,6 @@ from critic.service import Service
 from critic.writer import (
     Critique,
     CritiqueWriter,
-    DecoderDrafter,
     Draft,
     Grounding,
     Neighbour,
@@ -23,8 +22,8 @@ from critic.writer import (
     build_lexicon,
     load_writer,
 )
+from critic.writer.protocol import default_drafter
 
-WRITER_DIR = "writer"
 NEIGHBOURS = 3
 
 
@@ -33,13 +32,12 @@ class Writing:
 
     def __init__(self, service: Service):
         self.service = service
-        writer_dir = service.home.root / WRITER_DIR
-        if writer_dir.exists():
-            model = load_writer(writer_dir, latent_dim=service.style.latent_dim, embedding_model=MODEL_ID)
-            drafter = DecoderDrafter(model, self._embed, neighbours=NEIGHBOURS)
-            lexicon = model.lexicon
+        # The fact check knows every creator of the collection, not only the writer's train split.
+        lexicon = build_lexicon(service.store.all())
+        if service.home.writer_dir.exists():
+            model = load_writer(service.home.writer_dir, latent_dim=service.style.latent_dim, embedding_model=MODEL_ID)
+            drafter = default_drafter(model, self._embed, lexicon)
         else:
-            lexicon = build_lexicon(service.store.all())
             drafter = RetrievalDrafter(lexicon, self._embed)
         self.writer = CritiqueWriter(drafter, lexicon)
 

@@ -23,6 +23,8 @@ from critic.split import split_by_creator
 from critic.store import ArtworkStore
 from critic.train import TrainConfig, encode_latents, evaluate_vae, train_vae
 from critic.vae import VAEConfig
+from critic.writer import WriterTrainConfig
+from critic.writer.protocol import ensure_writer
 from index.store import VectorIndex
 
 
@@ -52,12 +54,15 @@ def build(
     limit: int | None = None,
     vae_config: VAEConfig | None = None,
     train_config: TrainConfig | None = None,
+    writer_config: WriterTrainConfig | None = None,
+    writer: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = _log,
 ) -> dict:
     """Build (or refresh) everything under ``home``; returns the build info that `critic info` shows.
 
     Catalog records are upserted: artworks added through the API stay unless the catalog replaces them.
+    ``writer=False`` skips training the description writer (the service then drafts by retrieval).
     """
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -120,6 +125,27 @@ def build(
     timings["index_s"] = time.perf_counter() - step
     log(f"index: {len(index)} artworks, {index.kind} FAISS index")
 
+    step = time.perf_counter()
+    writer_info = None
+    if writer:
+        cache = EmbeddingCache(home.cache_path)
+        try:
+            writer_info = ensure_writer(
+                home.writer_dir,
+                records,
+                style,
+                data_hash,
+                style.latent_dim,
+                lambda batch: embed_texts(batch, cache)[0],
+                writer_config,
+                log=log,
+            )
+            reused = "training data unchanged, checkpoint reused" if writer_info["reused"] else "trained"
+            log(f"writer: {reused} ({writer_info['training_descriptions']} train-split descriptions)")
+        except ValueError as exc:  # too few descriptions to learn from: the service drafts by retrieval
+            log(f"writer: skipped ({exc})")
+    timings["writer_s"] = time.perf_counter() - step
+
     timings["total_s"] = time.perf_counter() - started
     info = {
         "source": source,
@@ -135,6 +161,7 @@ def build(
         "latent_dim": style.latent_dim,
         "index": {"kind": index.kind, "count": len(index)},
         "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "test")},
+        "writer": writer_info,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "timings": {k: round(v, 2) for k, v in timings.items()},
     }

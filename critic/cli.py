@@ -26,7 +26,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.map and not args.catalog:
         raise UsageError("--map needs --catalog (the bundled collection has its own mapping)")
-    info = build(Home.resolve(args.home), args.catalog, parse_mapping(args.map), limit=args.limit)
+    info = build(
+        Home.resolve(args.home), args.catalog, parse_mapping(args.map), limit=args.limit, writer=not args.no_writer
+    )
     if args.json:
         print(json.dumps(info, indent=1))
     return 0
@@ -88,9 +90,73 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _built_style(home: Home):
+    """The store's records and the home's style model, or a one-line error when nothing is built."""
+    from critic.checkpoint import load_checkpoint
+    from critic.embed import MODEL_ID
+    from critic.store import ArtworkStore
+
+    if not home.read_info():
+        raise UsageError(f"nothing built in {home.root}: run `critic build`")
+    return ArtworkStore(home.store_path).all(), load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+
+
+def _cached_embedder(home: Home):
+    from critic.embed import EmbeddingCache, embed_texts
+
+    cache = EmbeddingCache(home.cache_path)
+    return lambda texts: embed_texts(texts, cache)[0]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from critic.writer import WriterTrainConfig
+    from critic.writer.protocol import ensure_writer
+
+    home = Home.resolve(args.home)
+    records, style = _built_style(home)
+    config = WriterTrainConfig(**({"epochs": args.epochs} if args.epochs else {}))
+    info = ensure_writer(
+        home.writer_dir, records, style, style.meta["data_hash"], style.latent_dim, _cached_embedder(home),
+        config, force=True, log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(f"writer: {info['parameters']:,} parameters trained on {info['training_descriptions']} descriptions "
+              f"in {info['seconds']:.0f} s (validation perplexity {info['validation_perplexity']:.1f}); "
+              f"saved to {home.writer_dir}")
+    return 0
+
+
+def _eval_writer(args: argparse.Namespace) -> int:
+    from critic.embed import MODEL_ID, embed_texts
+    from critic.writer import format_table, load_writer
+    from critic.writer.protocol import evaluate_writer_on_split
+
+    home = Home.resolve(args.home)
+    records, style = _built_style(home)
+    model = load_writer(home.writer_dir, latent_dim=style.latent_dim, embedding_model=MODEL_ID)
+    result = evaluate_writer_on_split(
+        records, style, model, _cached_embedder(home), lambda texts: embed_texts(texts)[0],
+        drafters=args.drafter, limit=args.limit, seed=args.seed,
+        log=None if args.json else lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    if args.json:
+        print(json.dumps(result, indent=1, ensure_ascii=False))
+    else:
+        print(f"writing evaluation on {result['artworks']} held-out described artworks")
+        print(format_table(result))
+        if "critique_latency_p50_s" in result:
+            print(f"critique latency ({result['critique_drafter']}, grounding included): "
+                  f"p50 {result['critique_latency_p50_s']:.3f} s, p90 {result['critique_latency_p90_s']:.3f} s")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from critic.evaluate import evaluate_recommendations, format_precision_table
 
+    if args.what == "writer":
+        return _eval_writer(args)
     result = evaluate_recommendations(Home.resolve(args.home), k=args.k)
     if args.json:
         print(json.dumps(result, indent=1))
@@ -184,6 +250,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "keys": cmd_keys,
     "repair": cmd_repair,
     "build": cmd_build,
+    "train": cmd_train,
     "info": cmd_info,
     "similar": cmd_similar,
     "eval": cmd_eval,
@@ -199,6 +266,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", action="append", help="canonical=column,... (e.g. title=Title,creators=Artist)")
     p.add_argument("--limit", type=int, help="import only the first N records (for a quick trial)")
     p.add_argument("--json", action="store_true", help="print the build info as JSON")
+    p.add_argument("--no-writer", action="store_true", help="skip training the description writer")
     _home_option(p)
 
     p = sub.add_parser("info", help="what is built: counts, model ids, VAE metrics, build time")
@@ -246,9 +314,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     _home_option(p)
 
+    p = sub.add_parser("train", help="retrain a model of the build (writer: the description decoder)")
+    p.add_argument("what", choices=["writer"])
+    p.add_argument("--epochs", type=int, help="training epochs (default: WriterTrainConfig's)")
+    p.add_argument("--json", action="store_true", help="print the training summary as JSON")
+    _home_option(p)
+
     p = sub.add_parser("eval", help="measure the build (DESIGN.md's evaluation protocol)")
-    p.add_argument("what", choices=["recommend"], help="recommend: precision@k by label, TF-IDF vs MiniLM vs VAE")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("what", choices=["recommend", "writer"],
+                   help="recommend: precision@k by label, TF-IDF vs MiniLM vs VAE; "
+                        "writer: every drafter and both baselines on held-out descriptions")
+    p.add_argument("--k", type=int, default=10, help="recommend: neighbours per query")
+    p.add_argument("--limit", type=int, help="writer: evaluate a seeded sample of this many held-out artworks")
+    p.add_argument("--drafter", action="append", help="writer: only this drafter (repeatable; default all)")
+    p.add_argument("--seed", type=int, default=0, help="writer: sampling seed")
     p.add_argument("--json", action="store_true")
     _home_option(p)
     return parser
@@ -260,12 +339,13 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from critic.checkpoint import CheckpointError
     from critic.corpus import CatalogError
     from critic.store import StoreError
-    from critic.writer import WriterInputError
+    from critic.writer import WriterInputError, WriterModelError
     from index.errors import FilterError, IndexStoreError, QueryError, UnknownArtworkError
 
     return (
         UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError,
         FilterError, IndexStoreError, QueryError, UnknownArtworkError, KeyNameError, ServeError, WriterInputError,
+        WriterModelError,
     )
 
 

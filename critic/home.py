@@ -37,6 +37,10 @@ class Home:
         return self.root / "vae"
 
     @property
+    def writer_dir(self) -> Path:
+        return self.root / "writer"
+
+    @property
     def index_dir(self) -> Path:
         return self.root / "index"
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The ONNX export of the embedder (critic.embed.model_cache_dir) is made once per test run, here, and shared by
+# every test and subprocess instead of touching the user's cache.
+os.environ.setdefault("CRITIC_MODEL_CACHE", tempfile.mkdtemp(prefix="critic-models-"))
 
 SLICE = 300  # records: enough for every code path, small enough to embed in seconds
 
@@ -19,11 +23,19 @@ def walters_slice():
 
 
 @pytest.fixture(scope="session")
-def built_home(tmp_path_factory, walters_slice):
+def writer_config():
+    """A small description writer: the same code path as the default, trained in seconds."""
+    from critic.writer import WriterTrainConfig
+
+    return WriterTrainConfig(epochs=3, embed_dim=64, cond_dim=32, hidden_dim=96)
+
+
+@pytest.fixture(scope="session")
+def built_home(tmp_path_factory, walters_slice, writer_config):
     """A home built from the first SLICE Walters records, as `critic build --limit SLICE` makes it."""
     from critic.build import build
     from critic.home import Home
 
     home = Home(tmp_path_factory.mktemp("home"))
-    build(home, limit=SLICE, progress=False, log=lambda _: None)
+    build(home, limit=SLICE, writer_config=writer_config, progress=False, log=lambda _: None)
     return home

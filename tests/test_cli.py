@@ -19,17 +19,37 @@ def test_info_reports_the_build(capsys, built_home):
     info = json.loads(out)
     assert code == 0
     assert info["artworks"] == 300 and info["train"] + info["test"] == 300
-    assert info["embedding_model"].endswith("all-MiniLM-L6-v2")
+    assert "all-MiniLM-L6-v2" in info["embedding_model"]
     assert set(info["vae"]["test"]) >= {"elbo", "kl", "active_units", "attribute_accuracy"}
     code, out, _ = run_cli(capsys, "info", "--home", str(built_home.root))
     assert code == 0 and "active units" in out
 
 
-def test_second_build_embeds_nothing_and_reuses_the_vae(built_home):
+def test_second_build_embeds_nothing_and_reuses_the_models(built_home, writer_config):
     messages = []
-    info = build(built_home, limit=300, progress=False, log=messages.append)
+    info = build(built_home, limit=300, writer_config=writer_config, progress=False, log=messages.append)
     assert info["newly_embedded"] == 0
     assert "vae: training data unchanged, checkpoint reused" in messages
+    assert info["writer"]["reused"] and info["writer"]["training_descriptions"] > 50
+
+
+def test_train_and_eval_writer(capsys, built_home, tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(built_home.root, home)
+    code, out, _ = run_cli(capsys, "train", "writer", "--home", str(home), "--epochs", "1", "--json")
+    trained = json.loads(out)
+    assert code == 0 and not trained["reused"] and trained["train_config"]["epochs"] == 1
+    assert (home / "writer" / "writer.safetensors").exists()
+    argv = ["eval", "writer", "--home", str(home), "--limit", "4", "--drafter", "decoder+neighbours+lead"]
+    code, out, _ = run_cli(capsys, *argv, "--drafter", "template", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["artworks"] == 4
+    assert [row["drafter"] for row in result["rows"]] == ["decoder+neighbours+lead", "template"]
+    assert all(0 <= row["hallucination_rate"] <= 1 and row["sbert_cosine"] > 0 for row in result["rows"])
+    code, _, err = run_cli(capsys, "eval", "writer", "--home", str(home), "--drafter", "gpt-9")
+    assert code == 2 and "gpt-9" in err
 
 
 @pytest.mark.parametrize(

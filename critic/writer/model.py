@@ -8,6 +8,7 @@ Weights are stored as safetensors beside a JSON config that carries the vocabula
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from critic.atomic import fsync_dir, write_atomically
 from critic.writer.lexicon import Lexicon
 from critic.writer.slots import OTHER_DATE, SLOTS
 
@@ -196,20 +198,28 @@ class WriterModel:
         return self.decoder.config
 
     def save(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
+        """Write weights, then the config naming their sha256; a crash in between leaves a checkpoint that
+        ``load_writer`` refuses (never one that loads with the wrong weights)."""
+        from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.decoder.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
-        payload = {"format": FORMAT_VERSION, "config": asdict(self.config), "lexicon": self.lexicon.to_dict()}
-        (directory / CONFIG_FILE).write_text(json.dumps(payload, ensure_ascii=False))
+        weights = save({k: v.contiguous() for k, v in self.decoder.state_dict().items()})
+        payload = {
+            "format": FORMAT_VERSION,
+            "weights_sha256": hashlib.sha256(weights).hexdigest(),
+            "config": asdict(self.config),
+            "lexicon": self.lexicon.to_dict(),
+        }
+        write_atomically(directory / WEIGHTS_FILE, weights)
+        write_atomically(directory / CONFIG_FILE, json.dumps(payload, ensure_ascii=False).encode())
+        fsync_dir(directory)
 
 
 def load_writer(directory: str | Path, latent_dim: int | None = None, embedding_model: str | None = None):
     """Load a writer saved by ``WriterModel.save``; refuse a corrupt one or one trained for other inputs."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     directory = Path(directory)
     try:
@@ -218,7 +228,10 @@ def load_writer(directory: str | Path, latent_dim: int | None = None, embedding_
             raise WriterModelError(f"writer checkpoint format {payload.get('format')} is not {FORMAT_VERSION}")
         config = WriterConfig(**payload["config"])
         lexicon = Lexicon.from_dict(payload["lexicon"])
-        state = load_file(str(directory / WEIGHTS_FILE))
+        weights = (directory / WEIGHTS_FILE).read_bytes()
+        if hashlib.sha256(weights).hexdigest() != payload.get("weights_sha256"):
+            raise ValueError("weights do not match the checksum in the config (torn or altered)")
+        state = load(weights)
     except FileNotFoundError as exc:
         raise WriterModelError(f"no writer checkpoint in {directory} (run `critic train writer`)") from exc
     except (ValueError, KeyError, TypeError, SafetensorError) as exc:

@@ -7,8 +7,11 @@ side only, so no held-out description reaches a drafter.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 
 from critic.embed import MODEL_ID
 from critic.records import Artwork
@@ -17,8 +20,10 @@ from critic.writer.critique import CritiqueWriter
 from critic.writer.drafter import DecoderDrafter, Drafter, Embedder, RetrievalDrafter, TemplateDrafter
 from critic.writer.evaluate import evaluate_writer
 from critic.writer.grounding import Grounder, StyleLike, VectorNeighbours
+from critic.writer.inputs import WriterInputError
 from critic.writer.lexicon import Lexicon, build_lexicon
-from critic.writer.model import WriterModel
+from critic.writer.llm import LLM_DRAFTER, LlamaDrafter, LlamaUnavailableError, llm_available
+from critic.writer.model import WriterModel, WriterModelError, load_writer
 from critic.writer.train import WriterTrainConfig, train_writer
 
 #: The drafter the service uses; the evaluation measures it beside the others.
@@ -30,13 +35,17 @@ def metadata_only(record: Artwork) -> Artwork:
     return replace(record, description="")
 
 
-def make_drafters(model: WriterModel, embed: Embedder, lexicon: Lexicon | None = None) -> dict[str, Drafter]:
-    """Every drafter by name: decoder variants and both baselines, sharing one embedder.
+def make_drafters(model: WriterModel | None, embed: Embedder, lexicon: Lexicon | None = None) -> dict[str, Drafter]:
+    """Every drafter by name: decoder variants, both baselines and, when the optional extra ``llm`` is
+    installed, the SmolLM2 drafter "smollm2" (critic.writer.llm), sharing one embedder. Without a trained
+    ``model`` (None) only the drafters that need none; give a lexicon then.
 
     ``embed`` here embeds draft texts; give it no cache (drafts are never asked for twice).
     """
+    if lexicon is None and model is None:
+        raise ValueError("make_drafters needs a lexicon when no writer model is given")
     lexicon = lexicon or model.lexicon
-    decoders = [
+    decoders = [] if model is None else [
         DecoderDrafter(model, embed, samples=8, lexicon=lexicon),
         DecoderDrafter(model, embed, samples=8, neighbours=3, lexicon=lexicon),
         DecoderDrafter(model, embed, samples=4, neighbours=3, prompted=2, lexicon=lexicon),
@@ -44,7 +53,8 @@ def make_drafters(model: WriterModel, embed: Embedder, lexicon: Lexicon | None =
         DecoderDrafter(model, embed, samples=8, neighbours=3, lead=True, lexicon=lexicon),
     ]
     baselines = [RetrievalDrafter(lexicon, embed), TemplateDrafter(lexicon, embed)]
-    return {d.name: d for d in [*decoders, *baselines]}
+    optional = [LlamaDrafter(embed, lexicon, name=LLM_DRAFTER)] if llm_available() else []
+    return {d.name: d for d in [*decoders, *baselines, *optional]}
 
 
 def default_drafter(model: WriterModel, embed: Embedder, lexicon: Lexicon | None = None) -> Drafter:
@@ -90,10 +100,50 @@ def train_writer_on_split(
     )
 
 
+def writer_identity(style_hash: str, config: WriterTrainConfig) -> str:
+    """What a trained writer depends on: the style model (its training-data hash) and the writer's settings."""
+    payload = json.dumps([MODEL_ID, style_hash, asdict(config)], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def ensure_writer(
+    directory: Path,
+    records: Sequence[Artwork],
+    style: StyleLike,
+    style_hash: str,
+    latent_dim: int,
+    embed: Embedder,
+    config: WriterTrainConfig | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """The writer in ``directory``, reused when it was trained for this style model and config, else trained
+    on the train split and saved. Returns its provenance (training sizes, perplexities, seconds, reused)."""
+    config = config or WriterTrainConfig()
+    identity = writer_identity(style_hash, config)
+    if not force:
+        try:
+            existing = load_writer(directory, latent_dim=latent_dim, embedding_model=MODEL_ID)
+            if existing.config.provenance.get("identity") == identity:
+                return {**existing.config.provenance, "reused": True}
+        except WriterModelError:
+            pass
+    model, metrics = train_writer_on_split(records, style, embed, config, log)
+    last = metrics["history"][-1]
+    model.config.provenance.update(
+        identity=identity,
+        seconds=round(metrics["seconds"], 1),
+        vocab_size=metrics["vocab_size"],
+        **{k: round(v, 2) for k, v in last.items() if k.endswith("perplexity")},
+    )
+    model.save(directory)
+    return {**model.config.provenance, "reused": False}
+
+
 def evaluate_writer_on_split(
     records: Sequence[Artwork],
     style: StyleLike,
-    model: WriterModel,
+    model: WriterModel | None,
     embed: Embedder,
     embed_drafts: Embedder,
     *,
@@ -106,7 +156,8 @@ def evaluate_writer_on_split(
     """`critic eval writer`: DESIGN.md's writing protocol for every drafter and both baselines.
 
     ``embed`` (cached) embeds record texts, ``embed_drafts`` (uncached) the drafts. ``drafters`` picks
-    names from ``make_drafters`` (default: all). ``limit`` evaluates a seeded sample of the test side.
+    names from ``make_drafters`` (default: all; with ``model`` None, those that need no trained writer, and
+    no per-critique latency). ``limit`` evaluates a seeded sample of the test side.
     """
     train, test = split_records(records)
     described = [r for r in train if r.description.strip()]
@@ -115,6 +166,11 @@ def evaluate_writer_on_split(
     grounder = Grounder(embed, style, VectorNeighbours(described, index_vectors))
     judge = build_lexicon(records)
     available = make_drafters(model, embed_drafts, judge)
+    if LLM_DRAFTER in (drafters or ()) and LLM_DRAFTER not in available:
+        raise LlamaUnavailableError(f"drafter {LLM_DRAFTER!r} needs the optional extra 'llm' (see the README)")
+    unknown = [name for name in drafters or () if name not in available]
+    if unknown:
+        raise WriterInputError(f"unknown drafter {unknown[0]!r}; choose from {', '.join(available)}")
     chosen = [available[name] for name in (drafters or available)]
     result = evaluate_writer(
         test,
@@ -122,7 +178,7 @@ def evaluate_writer_on_split(
         grounder,
         embed_drafts,
         judge,
-        critique_writer=CritiqueWriter(available[DEFAULT_DRAFTER], judge),
+        critique_writer=CritiqueWriter(available[DEFAULT_DRAFTER], judge) if DEFAULT_DRAFTER in available else None,
         critique_samples=critique_samples,
         limit=limit,
         seed=seed,
