@@ -204,11 +204,11 @@ def main() -> None:
     parser.add_argument("--home", help="build to serve (default: the one `critic` resolves)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per fixed-rate run (default 5)")
     parser.add_argument("--step-duration", type=float, default=4.0, help="seconds per step-up rate (default 4)")
-    parser.add_argument("--id-rates", type=rates, default=rates("50,200"), help="similar-by-id fixed rates")
+    parser.add_argument("--id-rates", type=rates, default=rates("50,100"), help="similar-by-id fixed rates")
     parser.add_argument("--text-rates", type=rates, default=rates("10"), help="similar-by-text fixed rates")
     parser.add_argument("--critique-rates", type=rates, default=rates("5"), help="critique fixed rates")
     parser.add_argument(
-        "--step-rates", type=rates, default=rates("50,100,150,200,250,300,400,500,600,800"),
+        "--step-rates", type=rates, default=rates("25,50,75,100,125,150,200,250,300,400,500"),
         help="similar-by-id rates stepped through until one is not held",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, as `critic serve`)")

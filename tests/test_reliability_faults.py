@@ -26,7 +26,7 @@ from index.store import VectorIndex
 
 # ------------------------------------------------------------------ concurrent reads during writes
 
-WRITES = 24  # artworks created, then patched; every third one deleted
+WRITES = 18  # artworks created, then patched; every third one deleted
 
 
 def concurrent_record(artwork_id: str, version: int) -> dict:
