@@ -155,7 +155,10 @@ class CritiqueWriter:
                 Section("Assessment", self._assessment(grounding, neighbours, draft, rng, scholarly)),
             ]
             budget = WORD_LIMITS[tone] - word_count(facts) - sum(word_count(s.text) for s in others)
-            description = fit_words(draft.body if draft.lead else draft.text, max(budget, 25))
+            body = draft.body if draft.lead else draft.text
+            # Over budget (a long catalogue record), still keep one whole sentence rather than a cut one.
+            first = min(word_count(next(iter(sentences(body)), "")), 60)
+            description = fit_words(body, max(budget, 25, first))
             sections = [Section("What it is", facts), Section("Description", description), *others]
             if scholarly:
                 sections.append(Section("Sources", self._sources(record, neighbours, draft)))

@@ -27,7 +27,7 @@ from critic.writer.model import WriterModel, WriterModelError, load_writer
 from critic.writer.train import WriterTrainConfig, train_writer
 
 #: The drafter the service uses; the evaluation measures it beside the others.
-DEFAULT_DRAFTER = "decoder+neighbours"
+DEFAULT_DRAFTER = "decoder+lead"
 
 
 def metadata_only(record: Artwork) -> Artwork:
