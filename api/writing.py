@@ -7,6 +7,8 @@ with its facts swapped for the target's) and the evidence names it, so no respon
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from critic.embed import MODEL_ID, embed_texts
@@ -19,12 +21,14 @@ from critic.writer import (
     Grounding,
     Neighbour,
     RetrievalDrafter,
+    WriterModelError,
     build_lexicon,
     load_writer,
 )
 from critic.writer.protocol import default_drafter
 
 NEIGHBOURS = 3
+log = logging.getLogger(__name__)
 
 
 class Writing:
@@ -34,11 +38,17 @@ class Writing:
         self.service = service
         # The fact check knows every creator of the collection, not only the writer's train split.
         lexicon = build_lexicon(service.store.all())
+        drafter = RetrievalDrafter(lexicon, self._embed)
         if service.home.writer_dir.exists():
-            model = load_writer(service.home.writer_dir, latent_dim=service.style.latent_dim, embedding_model=MODEL_ID)
-            drafter = default_drafter(model, self._embed, lexicon)
-        else:
-            drafter = RetrievalDrafter(lexicon, self._embed)
+            try:
+                model = load_writer(
+                    service.home.writer_dir, latent_dim=service.style.latent_dim, embedding_model=MODEL_ID
+                )
+                drafter = default_drafter(model, self._embed, lexicon)
+            except WriterModelError as exc:
+                # A damaged or stale writer must not take critiques down: retrieval drafts (the evidence says so)
+                # until `critic train writer` replaces it.
+                log.warning("writer unusable, drafting by retrieval: %s", exc)
         self.writer = CritiqueWriter(drafter, lexicon)
 
     def _embed(self, texts: list[str]) -> np.ndarray:

@@ -184,6 +184,18 @@ def test_critiques_and_descriptions(client, described):
     assert description["id"] == described.id and description["text"] and description["evidence"]["drafter"]
 
 
+def test_the_trained_writer_drafts_and_a_damaged_one_falls_back_to_retrieval(built_home, tmp_path, described):
+    from api.writing import Writing
+    from critic.writer.protocol import DEFAULT_DRAFTER
+
+    service = Service.load(copy_home(built_home, tmp_path / "home"), log=lambda _: None)
+    assert Writing(service).describe(described, seed=0).evidence()["drafter"] == DEFAULT_DRAFTER
+    weights = service.home.writer_dir / "writer.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a torn save
+    critique = Writing(service).critique(described, "label", seed=0).to_json()
+    assert critique["text"] and critique["evidence"]["draft"]["drafter"] == "retrieval"
+
+
 def test_openapi_comes_from_the_validating_models(client):
     document = ok(client.get("/api/v1/openapi.json"))
     assert document["openapi"].startswith("3.1")
