@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
-from critic.embed import MODEL_ID, embed_texts
+from critic.embed import MODEL_ID, cached_embedder
 from critic.records import Artwork
 from critic.service import Service
 from critic.writer import (
@@ -36,6 +34,7 @@ class Writing:
 
     def __init__(self, service: Service):
         self.service = service
+        self._embed = cached_embedder(service.cache)
         # The fact check knows every creator of the collection, not only the writer's train split.
         lexicon = build_lexicon(service.store.all())
         drafter = RetrievalDrafter(lexicon, self._embed)
@@ -50,9 +49,6 @@ class Writing:
                 # until `critic train writer` replaces it.
                 log.warning("writer unusable, drafting by retrieval: %s", exc)
         self.writer = CritiqueWriter(drafter, lexicon)
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        return embed_texts(texts, self.service.cache)[0]
 
     def ground(self, record: Artwork) -> Grounding:
         """What the writer knows of ``record``: its embedding, style latent, decoded attributes, neighbours."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from critic.checkpoint import CheckpointError, StyleModel, load_checkpoint, save_checkpoint, style_inputs
 from critic.corpus import import_catalog, load_walters
-from critic.embed import MODEL_ID, EmbeddingCache, embed_texts
+from critic.embed import MODEL_ID, EmbeddingCache, cached_embedder, embed_texts
 from critic.home import Home
 from critic.labels import label_of
 from critic.lexical import LEXICAL_DIMS, LexicalProjector
@@ -136,7 +136,7 @@ def build(
                 style,
                 data_hash,
                 style.latent_dim,
-                lambda batch: embed_texts(batch, cache)[0],
+                cached_embedder(cache),
                 writer_config,
                 log=log,
             )

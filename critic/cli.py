@@ -102,10 +102,9 @@ def _built_style(home: Home):
 
 
 def _cached_embedder(home: Home):
-    from critic.embed import EmbeddingCache, embed_texts
+    from critic.embed import EmbeddingCache, cached_embedder
 
-    cache = EmbeddingCache(home.cache_path)
-    return lambda texts: embed_texts(texts, cache)[0]
+    return cached_embedder(EmbeddingCache(home.cache_path))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -129,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _eval_writer(args: argparse.Namespace) -> int:
-    from critic.embed import MODEL_ID, embed_texts
+    from critic.embed import MODEL_ID, cached_embedder
     from critic.writer import format_table, load_writer
     from critic.writer.protocol import evaluate_writer_on_split
 
@@ -137,7 +136,7 @@ def _eval_writer(args: argparse.Namespace) -> int:
     records, style = _built_style(home)
     model = load_writer(home.writer_dir, latent_dim=style.latent_dim, embedding_model=MODEL_ID)
     result = evaluate_writer_on_split(
-        records, style, model, _cached_embedder(home), lambda texts: embed_texts(texts)[0],
+        records, style, model, _cached_embedder(home), cached_embedder(),
         drafters=args.drafter, limit=args.limit, seed=args.seed,
         log=None if args.json else lambda line: print(line, file=sys.stderr, flush=True),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,12 @@ def embed_texts(
                 bar.update(len(chunk))
     vectors = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, DIM), np.float32)
     return vectors, len(todo)
+
+
+def cached_embedder(cache: EmbeddingCache | None = None) -> Callable[[Sequence[str]], np.ndarray]:
+    """``embed_texts`` through ``cache`` (None: uncached), returning the vectors only: what the writer calls
+    an ``Embedder``."""
+    return lambda texts: embed_texts(texts, cache)[0]
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
