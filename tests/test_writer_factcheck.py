@@ -93,3 +93,17 @@ def test_dates_in_title_creators_and_medium_are_supported(lexicon):
     text = "Miller, born in 1810, painted Smith (1790-1858) in 1833; the frame is 20th century."
     assert check_draft(text, record, lexicon) == []
     assert kinds("He painted it in 1840.", record, lexicon) == ["year"]
+
+
+def test_a_place_the_record_does_not_name_is_rejected():
+    told = [
+        Artwork(id=f"p{i}", title="Panel", description=f"It was painted at Lille and sold in Egypt, lot {i}.")
+        for i in range(3)
+    ]
+    lexicon = build_lexicon([*told, MADONNA])
+    assert {"Lille", "Egypt"} <= lexicon.places
+    assert kinds("Bellini painted this Madonna at Lille.", MADONNA, lexicon) == ["place"]
+    # A culture field vouches for its country; the record's own text vouches for any place it names.
+    amulet = Artwork(id="21", title="Amulet", culture="Egyptian", medium="faience")
+    assert check_draft("An amulet made in Egypt.", amulet, lexicon) == []
+    assert check_draft("It was painted at Lille.", told[0], lexicon) == []

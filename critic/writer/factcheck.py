@@ -1,4 +1,4 @@
-"""Fact check: flag a draft that states a year, a person's name or a medium the record does not support.
+"""Fact check: flag a draft that states a year, a person's name, a medium or a place the record does not support.
 
 Rules, each explainable by pointing at one field:
 - year: a 3-4 digit number (not followed by a unit) that is neither in the record's date text nor within
@@ -7,6 +7,8 @@ Rules, each explainable by pointing at one field:
   (Lexicon.name_tokens) but to none of this record's creators, title, keywords or description;
 - medium: a material word of the collection (Lexicon.materials) absent from this record's medium,
   title, classification, object type, keywords and description;
+- place: a place word of the collection (Lexicon.places) that starts none of this record's words ("Egypt"
+  is supported by a culture "Egyptian", "Lille" only by a record that names Lille);
 - slot: a slot token nobody filled.
 """
 
@@ -23,7 +25,7 @@ from critic.writer.slots import CENTURY_RE, SLOT_RE, YEAR_RE, century_supported,
 class Violation:
     """One unsupported statement in a draft."""
 
-    kind: str  # "year" | "century" | "name" | "medium" | "slot"
+    kind: str  # "year" | "century" | "name" | "medium" | "place" | "slot"
     text: str
     reason: str
 
@@ -33,19 +35,26 @@ class Violation:
 
 def record_words(record: Artwork) -> list[str]:
     """The words a record vouches for: its title, description, fields, creators and keywords."""
-    fields = [record.title, record.description, record.object_type, record.classification, record.medium]
+    fields = [record.title, record.description, record.object_type, record.classification, record.medium,
+              record.culture, record.style, record.period]  # fmt: skip
     return [w for field in [*fields, *record.creators, *record.keywords] for w in words(field or "")]
 
 
+def _place_supported(place: str, own_lower: set[str]) -> bool:
+    # A shared stem, so that a culture field ("Egyptian", "Chinese") vouches for its country.
+    stem = place.lower()[: max(4, len(place) - 2)]
+    return any(w.startswith(stem) for w in own_lower)
+
+
 def check_draft(text: str, record: Artwork, lexicon: Lexicon) -> list[Violation]:
-    """Every unsupported year, century, name, medium word and unfilled slot in ``text``, in order.
+    """Every unsupported year, century, name, medium word, place and unfilled slot in ``text``, in order.
 
     Example:
-        >>> lx = Lexicon(frozenset({"Bellini"}), frozenset({"bronze", "oil"}), frozenset())
+        >>> lx = Lexicon(frozenset({"Bellini"}), frozenset({"bronze", "oil"}), frozenset(), frozenset({"Lille"}))
         >>> r = Artwork(id="1", creators=["Titian"], date_text="1540", year_start=1540, year_end=1540,
         ...             medium="oil on canvas")
-        >>> [v.kind for v in check_draft("Bellini cast this bronze in 1620.", r, lx)]
-        ['year', 'name', 'medium']
+        >>> [v.kind for v in check_draft("Bellini cast this bronze at Lille in 1620.", r, lx)]
+        ['year', 'name', 'medium', 'place']
     """
     violations: list[Violation] = []
     for m in CENTURY_RE.finditer(text):
@@ -63,5 +72,9 @@ def check_draft(text: str, record: Artwork, lexicon: Lexicon) -> list[Violation]
     for token in dict.fromkeys(w for w in words(text) if singular(w) in lexicon.materials):
         if singular(token) not in own_materials:
             violations.append(Violation("medium", token, f"not in the medium '{record.medium}'"))
+    own_lower = {w.lower() for w in own}
+    for token in dict.fromkeys(w for w in words(text) if w in lexicon.places):
+        if not _place_supported(token, own_lower):
+            violations.append(Violation("place", token, "a place this record does not name"))
     violations.extend(Violation("slot", m.group(0), "no value to fill it") for m in SLOT_RE.finditer(text))
     return violations

@@ -1,4 +1,4 @@
-"""What the writer knows about the whole collection: person-name tokens, material words, culture words.
+"""What the writer knows about the whole collection: person-name tokens, material, culture and place words.
 
 The slot filler and the fact check both need to tell a person's name from a culture attribution
 ("Egyptian (Artist)") and a material ("bronze") from a colour ("blue"). The rules are deliberately simple
@@ -50,6 +50,8 @@ NOT_MATERIAL = QUALIFIERS | frozenset(
 _WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ'’-]*")
 _PARENS = re.compile(r"\([^()]*\)")
 _ROMAN = re.compile(r"[IVXLC]+")
+#: A capitalised word after a locative preposition ("made in Venice", "at Lille"), not a possessive.
+_AFTER_LOCATIVE = re.compile(r"\b(?:in|at|near|from)\s+([A-Z][A-Za-zÀ-ÿ-]+)\b(?!['’])")
 
 
 def words(text: str) -> list[str]:
@@ -83,11 +85,14 @@ class Lexicon:
     ``name_tokens``: capitalised tokens of person creators that are not ordinary English words.
     ``materials``: singular lower-case material words seen in the collection's Medium field.
     ``demonyms``: culture words; a creator made only of these is an attribution, not a person.
+    ``places``: proper nouns the descriptions put after "in", "at", "near" or "from" (Venice, Lille,
+    Jingdezhen; also a few languages and months, which a draft must not invent either).
     """
 
     name_tokens: frozenset[str]
     materials: frozenset[str]
     demonyms: frozenset[str]
+    places: frozenset[str] = frozenset()
 
     def is_person(self, creator: str) -> bool:
         """True for 'Alfred Jacob Miller', False for 'Egyptian (Artist)' or 'Venetian ()'."""
@@ -118,20 +123,23 @@ class Lexicon:
             "name_tokens": sorted(self.name_tokens),
             "materials": sorted(self.materials),
             "demonyms": sorted(self.demonyms),
+            "places": sorted(self.places),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, list[str]]) -> Lexicon:
-        return cls(frozenset(data["name_tokens"]), frozenset(data["materials"]), frozenset(data["demonyms"]))
+        # Writers saved before places were checked have none.
+        return cls(*(frozenset(data.get(key, ())) for key in ("name_tokens", "materials", "demonyms", "places")))
 
 
-def build_lexicon(records: Iterable[Artwork], min_medium_count: int = 5) -> Lexicon:
+def build_lexicon(records: Iterable[Artwork], min_medium_count: int = 5, min_place_count: int = 3) -> Lexicon:
     """Derive the word lists from a collection.
 
     A material is a Medium-field word seen in at least ``min_medium_count`` records that is used in Medium
     fields at least half as often as in descriptions (colours and 'carved' fail that) and is not on the
     NOT_MATERIAL list. A name token is a capitalised word of a person creator that the descriptions never
-    use in lower case (so 'Master' or 'Rose' are not names).
+    use in lower case (so 'Master' or 'Rose' are not names). A place is a word that follows "in", "at",
+    "near" or "from" in at least ``min_place_count`` descriptions and is none of those.
     """
     records = list(records)
     culture_words = {w.lower() for r in records for field in (r.culture, r.style) for w in words(field) if len(w) > 2}
@@ -139,8 +147,10 @@ def build_lexicon(records: Iterable[Artwork], min_medium_count: int = 5) -> Lexi
     in_medium: Counter[str] = Counter()
     in_description: Counter[str] = Counter()
     lower_in_text: set[str] = set()
+    after_locative: Counter[str] = Counter()
     for r in records:
         in_medium.update({singular(w) for w in words(r.medium)})
+        after_locative.update(set(_AFTER_LOCATIVE.findall(r.description)))
         description_words = words(r.description)
         in_description.update({singular(w) for w in description_words})
         lower_in_text.update(w for w in description_words if w[0].islower())
@@ -167,4 +177,13 @@ def build_lexicon(records: Iterable[Artwork], min_medium_count: int = 5) -> Lexi
         and w.lower() not in demonyms
         and not _ROMAN.fullmatch(w)
     }
-    return Lexicon(frozenset(name_tokens), materials, frozenset(demonyms))
+    places = {
+        w
+        for w, n in after_locative.items()
+        if n >= min_place_count
+        and len(w) > 2
+        and w.lower() not in lower_in_text
+        and w.lower() not in demonyms
+        and w not in name_tokens
+    }
+    return Lexicon(frozenset(name_tokens), materials, frozenset(demonyms), frozenset(places))
