@@ -30,55 +30,81 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class LiveServer:
-    """``critic serve`` for ``home`` as a child process (its own process group, so it can be killed whole).
-
-    Settings go in as ``CRITIC_*`` environment variables (``env={"CRITIC_RATE_LIMIT": "5/minute"}``).
+class ServerProcess:
+    """A server command run as its own process group (so it can be killed whole), ready once
+    ``/api/v1/readyz`` says so; a server that reports a failed load stops the wait at once.
 
     Example:
-        with LiveServer(home, workers=1) as server:
+        with ServerProcess([sys.executable, "-m", "critic.cli", "serve", "--port", "8123"], 8123) as server:
             urllib.request.urlopen(server.url("/api/v1/healthz"))
     """
 
-    def __init__(self, home: Home | str | Path, workers: int = 1, threads: int = 4, env: dict[str, str] | None = None):
-        self.home = home.root if isinstance(home, Home) else Path(home)
-        self.workers = workers
-        self.threads = threads
-        self.env = dict(env or {})
-        self.port = 0
+    def __init__(self, argv: list[str], port: int, env: dict[str, str] | None = None, name: str = "server"):
+        self.argv, self.port, self.name = argv, port, name
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="critic-serve-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"critic-{name}-", suffix=".log", delete=False)
+        self.started_s = 0.0
 
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def start(self, timeout: float = 180.0) -> LiveServer:
-        """Start and wait until /readyz says ready; raises RuntimeError with the log tail otherwise."""
-        self.port = free_port()
-        code = (
-            "from api.serve import serve; "
-            f"serve({str(self.home)!r}, '127.0.0.1', {self.port}, {self.workers}, {self.threads})"
-        )
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", **self.env}
+    def start(self, timeout: float = 600.0) -> ServerProcess:
+        """Start and wait until ready; raises RuntimeError with the log tail otherwise."""
+        began = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code], stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.argv, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() - began < timeout:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self._ready():
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            status = self._status()
+            if status == "ready":
+                self.started_s = time.monotonic() - began
                 return self
+            if status == "failed":
+                self.kill()
+                raise RuntimeError(f"{self.name} failed to load the build:\n{self.log_tail()}")
             time.sleep(0.25)
         self.kill()
-        raise RuntimeError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def _ready(self) -> bool:
+    def _status(self) -> str | None:
         try:
             with urllib.request.urlopen(self.url("/api/v1/readyz"), timeout=2) as response:
-                return json.load(response).get("status") == "ready"
-        except (OSError, urllib.error.URLError, ValueError):
-            return False
+                return json.load(response).get("status")
+        except urllib.error.HTTPError as exc:  # 503 while loading or after a failed load
+            try:
+                return json.load(exc).get("status")
+            except ValueError:
+                return None
+        except (OSError, ValueError):
+            return None
+
+    def pids(self) -> list[int]:
+        """The server's processes (its process group: a gunicorn master and its workers)."""
+        if self.process is None:
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.getpgid(int(entry)) == self.process.pid:
+                        found.append(int(entry))
+                except OSError:
+                    continue
+        return sorted(found)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of all the server's processes together."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/statm") as statm:
+                    total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except OSError:
+                continue
+        return total
 
     def kill(self) -> None:
         """SIGKILL the master and its workers at once: a crash, no shutdown code runs."""
@@ -99,10 +125,32 @@ class LiveServer:
         self.log.flush()
         return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.kill()  # committed writes survive a kill (test_api_crash), and it spares a slow graceful exit
         self.log.close()
         os.unlink(self.log.name)
+
+
+class LiveServer(ServerProcess):
+    """``critic serve`` for ``home`` in this interpreter, on a free loopback port.
+
+    Settings go in as ``CRITIC_*`` environment variables (``env={"CRITIC_RATE_LIMIT": "5/minute"}``).
+
+    Example:
+        with LiveServer(home, workers=1) as server:
+            urllib.request.urlopen(server.url("/api/v1/healthz"))
+    """
+
+    def __init__(self, home: Home | str | Path, workers: int = 1, threads: int = 4, env: dict[str, str] | None = None):
+        root = home.root if isinstance(home, Home) else Path(home)
+        port = free_port()
+        code = f"from api.serve import serve; serve({str(root)!r}, '127.0.0.1', {port}, {workers}, {threads})"
+        super().__init__([sys.executable, "-c", code], port, env, name="serve")
+        self.home = root
+
+    def start(self, timeout: float = 180.0) -> LiveServer:
+        super().start(timeout)
+        return self

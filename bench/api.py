@@ -31,11 +31,12 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from loadgen import Request, RunStats, Server, critic_serve, flask_dev_server, free_port, run_at_rate  # noqa: E402
+from loadgen import Request, RunStats, critic_serve, flask_dev_server, run_at_rate  # noqa: E402
 
 # This file is named api.py: with its folder on the path it would shadow the project's `api` package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
+from api.testing import ServerProcess, free_port  # noqa: E402
 from critic.home import Home  # noqa: E402
 from critic.store import ArtworkStore  # noqa: E402
 
@@ -79,7 +80,7 @@ class Scenarios:
         return Request("GET", f"/api/v1/artworks/{artwork_id}/critique?tone=label")
 
 
-def measure(server: Server, args: argparse.Namespace, ids: list[str], texts: list[str]) -> dict:
+def measure(server: ServerProcess, args: argparse.Namespace, ids: list[str], texts: list[str]) -> dict:
     scenarios = Scenarios(ids, texts)
     port = server.port
 
@@ -236,7 +237,7 @@ def main() -> None:
         servers.append(("flask-dev", lambda port: flask_dev_server(home.root, port)))
     for name, command in servers:
         port = free_port()
-        with Server(name, command(port), port, env) as server:
+        with ServerProcess(command(port), port, env, name=name) as server:
             label = f"{args.workers} workers x {args.threads} threads" if name == "gunicorn" else "threaded"
             print(f"{name} ({label}) ready in {server.started_s:.0f} s", flush=True)
             results.append(measure(server, args, ids, texts))

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent  # servers start here, whatever the caller's directory
 
 
 @dataclass(frozen=True)
@@ -268,102 +260,6 @@ def run_at_rate(
 # ------------------------------------------------------------------ the server under test
 
 
-class Server:
-    """A server command run as its own process group, waited for until ``/api/v1/readyz`` says ready.
-
-    Example:
-        with Server("gunicorn", critic_serve(home, port), port) as server:
-            run_at_rate("127.0.0.1", server.port, make, rate=50, duration=5)
-    """
-
-    def __init__(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None):
-        self.name, self.argv, self.port = name, argv, port
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-        self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
-        self.started_s = 0.0
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def start(self, timeout: float = 600.0) -> Server:
-        began = time.monotonic()
-        self.process = subprocess.Popen(
-            self.argv, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=REPO
-        )
-        while time.monotonic() - began < timeout:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            status = self._status()
-            if status == "ready":
-                self.started_s = time.monotonic() - began
-                return self
-            if status == "failed":
-                self.stop()
-                raise RuntimeError(f"{self.name} failed to load the build:\n{self.log_tail()}")
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"{self.name} was not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def _status(self) -> str | None:
-        try:
-            with urllib.request.urlopen(self.url("/api/v1/readyz"), timeout=2) as response:
-                return json.load(response).get("status")
-        except urllib.error.HTTPError as exc:  # 503 while loading or after a failed load
-            try:
-                return json.load(exc).get("status")
-            except ValueError:
-                return None
-        except (OSError, ValueError):
-            return None
-
-    def pids(self) -> list[int]:
-        """The server's processes (its process group: a gunicorn master and its workers)."""
-        if self.process is None:
-            return []
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.getpgid(int(entry)) == self.process.pid:
-                        found.append(int(entry))
-                except OSError:
-                    continue
-        return sorted(found)
-
-    def rss_bytes(self) -> int:
-        """Resident memory of all the server's processes together."""
-        total = 0
-        for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/statm") as statm:
-                    total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            except OSError:
-                continue
-        return total
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
-
-    def log_tail(self, lines: int = 30) -> str:
-        self.log.flush()
-        return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self.log.close()
-        os.unlink(self.log.name)
-
-
 def critic_command() -> list[str]:
     """How to run the project's `critic` command with this interpreter's environment."""
     script = Path(sys.executable).with_name("critic")
@@ -385,9 +281,3 @@ def flask_dev_server(home: str | Path, port: int) -> list[str]:
         f"create_app({{'HOME': {str(home)!r}}}).run(host='127.0.0.1', port={port}, threaded=True)"
     )
     return [sys.executable, "-c", code]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

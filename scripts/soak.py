@@ -25,12 +25,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from loadgen import Outcome, Request, Server, critic_serve, free_port, run_at_rate  # noqa: E402
+from loadgen import Outcome, Request, critic_serve, run_at_rate  # noqa: E402
 
 sys.path.pop(0)  # bench/api.py would shadow the project's `api` package
 
 from api.keys import create_key  # noqa: E402
-from api.testing import copy_home  # noqa: E402
+from api.testing import ServerProcess, copy_home, free_port  # noqa: E402
 from critic.home import Home  # noqa: E402
 from critic.store import ArtworkStore  # noqa: E402
 
@@ -131,7 +131,7 @@ def main() -> int:
         mix = Mix(ids, texts, key, args.scale, args.seed)
         port = free_port()
         env = {"CRITIC_RATE_LIMIT": "off", "CRITIC_KEY_RATE_LIMIT": "off"}
-        with Server("gunicorn", critic_serve(home.root, port, args.workers, args.threads), port, env) as server:
+        with ServerProcess(critic_serve(home.root, port, args.workers, args.threads), port, env, "gunicorn") as server:
             print(
                 f"serving a copy of {source.root} ({len(ids):,} artworks), ready in {server.started_s:.0f} s; "
                 f"mix {mix.rate:.1f} req/s: " + ", ".join(f"{k} {w * args.scale:g}/s" for k, w in MIX.items()),
