@@ -135,7 +135,6 @@ def build(
                 records,
                 style,
                 data_hash,
-                style.latent_dim,
                 cached_embedder(cache),
                 writer_config,
                 log=log,

@@ -115,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     records, style = _built_style(home)
     config = WriterTrainConfig(**({"epochs": args.epochs} if args.epochs else {}))
     info = ensure_writer(
-        home.writer_dir, records, style, style.meta["data_hash"], style.latent_dim, _cached_embedder(home),
+        home.writer_dir, records, style, style.meta["data_hash"], _cached_embedder(home),
         config, force=True, log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     if args.json:

@@ -30,6 +30,9 @@ class StyleLike(Protocol):
 
     def index_vectors(self, latents: np.ndarray) -> np.ndarray: ...
 
+    @property
+    def latent_dim(self) -> int: ...
+
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)

@@ -111,7 +111,6 @@ def ensure_writer(
     records: Sequence[Artwork],
     style: StyleLike,
     style_hash: str,
-    latent_dim: int,
     embed: Embedder,
     config: WriterTrainConfig | None = None,
     force: bool = False,
@@ -123,7 +122,7 @@ def ensure_writer(
     identity = writer_identity(style_hash, config)
     if not force:
         try:
-            existing = load_writer(directory, latent_dim=latent_dim, embedding_model=MODEL_ID)
+            existing = load_writer(directory, latent_dim=style.latent_dim, embedding_model=MODEL_ID)
             if existing.config.provenance.get("identity") == identity:
                 return {**existing.config.provenance, "reused": True}
         except WriterModelError:
