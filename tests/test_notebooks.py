@@ -18,8 +18,9 @@ pytest.importorskip("matplotlib")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-#: seconds one cell may run; a whole notebook takes well under a minute on the small build
-CELL_TIMEOUT = 300
+#: seconds one cell may run: notebook 04's build cell trains a VAE and a writer on its sample catalog, which took
+#: over 300 s on 2 cores shared with another training run
+CELL_TIMEOUT = 600
 
 
 def test_every_issue_notebook_is_there():
