@@ -60,6 +60,7 @@ def train_vae(
     model = StyleVAE(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     x, labels, keywords = _tensors(vectors, records, vocab)
+    model.fit_shortcut(x)
     steps_per_epoch = math.ceil(len(x) / tc.batch_size)
     n_epochs = max(tc.epochs, math.ceil(tc.min_steps / steps_per_epoch))
     warmup = tc.kl_warmup_epochs * n_epochs / tc.epochs

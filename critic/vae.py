@@ -1,6 +1,6 @@
 """StyleVAE: a variational autoencoder over sentence embeddings with attribute heads.
 
-    q(z|e) = N(mu(e), diag(exp(logvar(e))))        encoder
+    q(z|e) = N(mu(e), diag(exp(logvar(e))))        encoder, mu(e) = MLP(e) + s * P^T (e - e_bar)
     p(e|z) = N(decode(z), sigma^2 I)                decoder (reconstructs the 384-d embedding)
     p(a|z) = softmax(W_a z)  for each label a       attribute heads (period, style, culture, ...)
 
@@ -8,6 +8,10 @@ Loss per artwork (Kingma & Welling 2014, eq. 3, plus supervised heads):
     ||e - decode(z)||^2 / (2 sigma^2) + sum_a w_a CE(a, W_a z) [masked] + beta * KL(q(z|e) || N(0, I))
 with beta annealed from 0 and "free bits" (Kingma et al. 2016) so no latent dimension collapses to the prior.
 The linear heads make labels linearly separable in z, which is what cosine search over mu rewards.
+The fixed shortcut P (the training inputs' top principal directions, s = ``principal_shortcut``) keeps the
+input's own geometry in mu: the heads alone pull an artwork whose culture never appears in the training
+labels towards the nearest trained one (Maya objects towards Colima and Olmec), and the shortcut holds
+such groups apart.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class VAEConfig:
     free_bits: float = 0.05  # nats per latent dimension that the KL term does not charge for
     attribute_weight: float = 20.0
     keyword_weight: float = 20.0
+    principal_shortcut: float = 3.0  # s above; 0 = no shortcut
     #: label name -> number of classes for the single-label heads (period, style, culture, ...)
     heads: dict[str, int] = field(default_factory=dict)
     #: size of the multi-label keyword head (0 = none)
@@ -56,12 +61,25 @@ class StyleVAE(nn.Module):
             nn.GELU(),
             nn.Linear(c.hidden_dim, c.input_dim),
         )
+        # Fitted to the training inputs by fit_shortcut; buffers, so they are saved with the weights.
+        self.register_buffer("input_mean", torch.zeros(c.input_dim))
+        self.register_buffer("principal_axes", torch.zeros(c.input_dim, c.latent_dim))
         self.heads = nn.ModuleDict({name: nn.Linear(c.latent_dim, n) for name, n in c.heads.items()})
         self.keyword_head = nn.Linear(c.latent_dim, c.keywords) if c.keywords else None
 
+    @torch.no_grad()
+    def fit_shortcut(self, e: torch.Tensor) -> None:
+        """Set the shortcut to the top ``latent_dim`` principal directions of the training inputs ``e``."""
+        self.input_mean.copy_(e.mean(0))
+        _, _, vh = torch.linalg.svd(e - self.input_mean, full_matrices=False)
+        axes = vh[: self.config.latent_dim].T
+        self.principal_axes.zero_()
+        self.principal_axes[:, : axes.shape[1]] = axes
+
     def encode(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(e)
-        return self.to_mu(h), self.to_logvar(h).clamp(-10.0, 10.0)
+        shortcut = self.config.principal_shortcut * (e - self.input_mean) @ self.principal_axes
+        return self.to_mu(h) + shortcut, self.to_logvar(h).clamp(-10.0, 10.0)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         # z = mu + sigma * eps, eps ~ N(0, I): the sampling step made differentiable (eq. 10)

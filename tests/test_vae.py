@@ -39,7 +39,7 @@ def toy():
 def test_training_lowers_the_loss(toy):
     x, records = toy
     model, vocab, history = train_vae(x, records, VAEConfig(latent_dim=8, hidden_dim=64),
-                                      TrainConfig(epochs=12, batch_size=32, kl_warmup_epochs=3, min_steps=0))
+                                      TrainConfig(epochs=30, batch_size=32, kl_warmup_epochs=3, min_steps=0))
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["recon"] < history[0]["recon"]
     metrics = evaluate_vae(model, vocab, x, records)
@@ -113,3 +113,20 @@ def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
 
     with pytest.raises(CheckpointError, match="critic build"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_principal_shortcut_adds_the_training_inputs_principal_projection(toy):
+    x, records = toy
+    model, _, _ = train_vae(x, records, VAEConfig(latent_dim=8, hidden_dim=32),
+                            TrainConfig(epochs=1, batch_size=64, min_steps=0))
+    axes = model.principal_axes.numpy()
+    assert np.allclose(axes.T @ axes, np.eye(8), atol=1e-4)  # orthonormal directions
+    centred = x - x.mean(0)
+    projected = centred @ axes
+    # Principal directions keep more of the variance than a random orthonormal 8-d projection.
+    random_axes = np.linalg.qr(np.random.default_rng(0).normal(size=(384, 8)))[0]
+    assert (projected**2).sum() > ((centred @ random_axes) ** 2).sum()
+    with torch.no_grad():
+        model.to_mu.weight.zero_()
+        model.to_mu.bias.zero_()
+    assert np.allclose(encode_latents(model, x), model.config.principal_shortcut * projected, atol=1e-4)
