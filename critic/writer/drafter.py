@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from critic.records import Artwork
-from critic.writer.factcheck import check_draft, record_words
+from critic.writer.factcheck import check_draft, place_supported, record_words
 from critic.writer.lexicon import Lexicon, singular
 from critic.writer.model import BOS, PAD, UNK, WriterModel, detokenize, tokenize
 from critic.writer.slots import (
@@ -211,10 +211,11 @@ class DecoderDrafter:
         self._names = {i: t for i, t in enumerate(vocab) if t in self.lexicon.name_tokens}
         self._materials = {i: singular(t) for i, t in enumerate(vocab) if singular(t) in self.lexicon.materials}
         self._numbers = {i: t for i, t in enumerate(vocab) if re.search(r"\d", t)}
+        self._places = {i: t for i, t in enumerate(vocab) if t in self.lexicon.places}
 
     def banned_tokens(self, record: Artwork, values: dict[str, str]) -> torch.Tensor:
         """Tokens the decoder may not emit for this target: unfillable slots, other people's names,
-        materials and numbers the record does not support."""
+        materials, places and numbers the record does not support."""
         banned = self._always_banned.clone()
         own = record_words(record)
         own_words = set(own)
@@ -225,6 +226,9 @@ class DecoderDrafter:
             banned[i] = token not in own_words
         for i, material in self._materials.items():
             banned[i] = material not in own_materials
+        own_lower = {w.lower() for w in own}
+        for i, place in self._places.items():
+            banned[i] = not place_supported(place, own_lower)
         date_text = record.date_text or ""
         for i, token in self._numbers.items():
             banned[i] = token not in date_text

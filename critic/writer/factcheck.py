@@ -40,7 +40,8 @@ def record_words(record: Artwork) -> list[str]:
     return [w for field in [*fields, *record.creators, *record.keywords] for w in words(field or "")]
 
 
-def _place_supported(place: str, own_lower: set[str]) -> bool:
+def place_supported(place: str, own_lower: set[str]) -> bool:
+    """Whether a record whose lower-cased words are ``own_lower`` vouches for ``place``."""
     # A shared stem, so that a culture field ("Egyptian", "Chinese") vouches for its country.
     stem = place.lower()[: max(4, len(place) - 2)]
     return any(w.startswith(stem) for w in own_lower)
@@ -74,7 +75,7 @@ def check_draft(text: str, record: Artwork, lexicon: Lexicon) -> list[Violation]
             violations.append(Violation("medium", token, f"not in the medium '{record.medium}'"))
     own_lower = {w.lower() for w in own}
     for token in dict.fromkeys(w for w in words(text) if w in lexicon.places):
-        if not _place_supported(token, own_lower):
+        if not place_supported(token, own_lower):
             violations.append(Violation("place", token, "a place this record does not name"))
     violations.extend(Violation("slot", m.group(0), "no value to fill it") for m in SLOT_RE.finditer(text))
     return violations
