@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from critic.checkpoint import CheckpointError, StyleModel, load_checkpoint, save_checkpoint, style_inputs
 from critic.corpus import import_catalog, load_walters
 from critic.embed import MODEL_ID, EmbeddingCache, cached_embedder, embed_texts
 from critic.home import Home
@@ -21,7 +20,15 @@ from critic.lexical import LEXICAL_DIMS, LexicalProjector
 from critic.records import LABEL_FIELDS, Artwork
 from critic.split import split_by_creator
 from critic.store import ArtworkStore
-from critic.train import TrainConfig, encode_latents, evaluate_vae, train_vae
+from critic.style_model import (
+    StyleModel,
+    StyleModelError,
+    encode_latents,
+    load_style_model,
+    save_style_model,
+    style_inputs,
+)
+from critic.train import TrainConfig, evaluate_vae, train_vae
 from critic.vae import VAEConfig
 from critic.writer import WriterTrainConfig
 from critic.writer.protocol import ensure_writer
@@ -98,9 +105,9 @@ def build(
     data_hash = training_data_hash(train_records, [vc, tc])
     texts = [r.text() for r in records]
     try:
-        style = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
+        style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
         log("vae: training data unchanged, checkpoint reused")
-    except CheckpointError:
+    except StyleModelError:
         lexical = LexicalProjector.fit([texts[i] for i in train_rows], seed=tc.seed)
         inputs = style_inputs(embeddings, lexical.transform(texts))
         model, vocab, history = train_vae(inputs[train_rows], train_records, vc, tc, progress=progress)
@@ -109,7 +116,7 @@ def build(
         meta["train"] = {k: v for k, v in history[-1].items() if k != "epoch"}
         meta["test"] = evaluate_vae(model, vocab, inputs[test_rows], [records[i] for i in test_rows])
         style = StyleModel(model, vocab, lexical, meta)
-        save_checkpoint(home.vae_dir, style)
+        save_style_model(home.vae_dir, style)
         log(f"vae: trained on {len(train_rows)} artworks, held-out {_summarise(meta['test'])}")
     meta = style.meta
     timings["vae_s"] = time.perf_counter() - step

@@ -92,13 +92,13 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 def _built_style(home: Home):
     """The store's records and the home's style model, or a one-line error when nothing is built."""
-    from critic.checkpoint import load_checkpoint
     from critic.embed import MODEL_ID
     from critic.store import ArtworkStore
+    from critic.style_model import load_style_model
 
     if not home.read_info():
         raise UsageError(f"nothing built in {home.root}: run `critic build`")
-    return ArtworkStore(home.store_path).all(), load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+    return ArtworkStore(home.store_path).all(), load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
 
 
 def _cached_embedder(home: Home):
@@ -335,14 +335,14 @@ def make_parser() -> argparse.ArgumentParser:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from api.keys import KeyNameError
     from api.serve import ServeError
-    from critic.checkpoint import CheckpointError
     from critic.corpus import CatalogError
     from critic.store import StoreError
+    from critic.style_model import StyleModelError
     from critic.writer import WriterInputError, WriterModelError
     from index.errors import FilterError, IndexStoreError, QueryError, UnknownArtworkError
 
     return (
-        UsageError, CatalogError, CheckpointError, StoreError, FileNotFoundError,
+        UsageError, CatalogError, StyleModelError, StoreError, FileNotFoundError,
         FilterError, IndexStoreError, QueryError, UnknownArtworkError, KeyNameError, ServeError, WriterInputError,
         WriterModelError,
     )

@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from critic.checkpoint import load_checkpoint
 from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, normalise
 from critic.home import Home
 from critic.labels import label_of
 from critic.records import Artwork
 from critic.split import split_by_creator
 from critic.store import ArtworkStore
+from critic.style_model import load_style_model
 
 EVAL_LABELS = ("period", "style", "culture", "classification")
 
@@ -87,7 +87,7 @@ def evaluate_recommendations(home: Home, k: int = 10) -> dict:
     """Run the recommendation protocol on a build: the test split queries the whole collection."""
     records = ArtworkStore(home.store_path).all()
     embeddings, _ = embed_texts([r.text() for r in records], EmbeddingCache(home.cache_path), progress=True)
-    style = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+    style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
     _, test_ids = split_by_creator(records)
     rows = {r.id: i for i, r in enumerate(records)}
     test_rows = np.array([rows[i] for i in test_ids], dtype=np.int64)

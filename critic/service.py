@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from critic.checkpoint import load_checkpoint
 from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, encode_query
 from critic.home import Home
 from critic.records import Artwork
 from critic.store import ArtworkStore
+from critic.style_model import load_style_model
 from index.errors import IndexStoreError
 from index.recommend import Recommender
 from index.store import VectorIndex
@@ -38,7 +38,7 @@ class Service:
         self.home = home
         self.store = ArtworkStore(home.store_path)
         self.cache = EmbeddingCache(home.cache_path)
-        self.style = load_checkpoint(home.vae_dir, expect={"embedding_model": MODEL_ID})
+        self.style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
         self.identity = {"embedding_model": MODEL_ID, "vae": self.style.meta["data_hash"]}
         self._lock = threading.RLock()
         self.seq = self.store.last_change()  # before reading: a write racing the load is applied by refresh()

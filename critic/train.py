@@ -90,29 +90,6 @@ def train_vae(
 
 
 @torch.no_grad()
-def encode_latents(model: StyleVAE, vectors: np.ndarray) -> np.ndarray:
-    """Posterior means mu(e) as float32, the vectors the index stores (after normalisation)."""
-    model.eval()
-    mu, _ = model.encode(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)))
-    return mu.numpy()
-
-
-@torch.no_grad()
-def decode_attributes(
-    model: StyleVAE, vocab: LabelVocab, latents: np.ndarray, min_prob: float = 0.5
-) -> list[dict[str, str]]:
-    """The attributes each latent's heads predict with probability >= ``min_prob`` (keywords excluded)."""
-    logits = model.attribute_logits(torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)))
-    decoded: list[dict[str, str]] = [{} for _ in range(len(latents))]
-    for name, classes in vocab.classes.items():
-        prob, best = logits[name].softmax(-1).max(-1)
-        for row, (p, i) in enumerate(zip(prob.tolist(), best.tolist(), strict=True)):
-            if p >= min_prob:
-                decoded[row][name] = classes[i]
-    return decoded
-
-
-@torch.no_grad()
 def evaluate_vae(
     model: StyleVAE, vocab: LabelVocab, vectors: np.ndarray, records: Sequence[Artwork]
 ) -> dict[str, object]:

@@ -4,19 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from critic.checkpoint import (
-    CONFIG,
-    WEIGHTS,
-    CheckpointError,
-    StyleModel,
-    load_checkpoint,
-    save_checkpoint,
-    style_inputs,
-)
 from critic.labels import LabelVocab
 from critic.lexical import LexicalProjector
 from critic.records import Artwork
-from critic.train import TrainConfig, encode_latents, evaluate_vae, train_vae
+from critic.style_model import (
+    CONFIG,
+    WEIGHTS,
+    StyleModel,
+    StyleModelError,
+    encode_latents,
+    load_style_model,
+    save_style_model,
+    style_inputs,
+)
+from critic.train import TrainConfig, evaluate_vae, train_vae
 from critic.vae import StyleVAE, VAEConfig
 
 
@@ -82,8 +83,8 @@ def toy_style(x, records, epochs=2):
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, toy):
     x, records = toy
     style = toy_style(x, records)
-    save_checkpoint(tmp_path, style)
-    loaded = load_checkpoint(tmp_path, expect={"embedding_model": "m"})
+    save_style_model(tmp_path, style)
+    loaded = load_style_model(tmp_path, expect={"embedding_model": "m"})
     assert loaded.meta["data_hash"] == "h" and loaded.vocab == style.vocab
     assert np.array_equal(style.latents(x, TEXTS), loaded.latents(x, TEXTS))
     z = style.latents(x[:5], TEXTS[:5])
@@ -95,24 +96,24 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, toy):
 def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
     x, records = toy
     style = toy_style(x, records, epochs=1)
-    save_checkpoint(tmp_path, style)
-    with pytest.raises(CheckpointError, match="embedding_model"):
-        load_checkpoint(tmp_path, expect={"embedding_model": "another-model"})
+    save_style_model(tmp_path, style)
+    with pytest.raises(StyleModelError, match="embedding_model"):
+        load_style_model(tmp_path, expect={"embedding_model": "another-model"})
 
     meta = json.loads((tmp_path / CONFIG).read_text())
     meta["config"]["latent_dim"] = 16  # weights no longer fit the declared shape
     (tmp_path / CONFIG).write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match="corrupt or incompatible"):
-        load_checkpoint(tmp_path)
+    with pytest.raises(StyleModelError, match="corrupt or incompatible"):
+        load_style_model(tmp_path)
 
-    save_checkpoint(tmp_path, style)
+    save_style_model(tmp_path, style)
     data = (tmp_path / WEIGHTS).read_bytes()
     (tmp_path / WEIGHTS).write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt or incompatible"):
-        load_checkpoint(tmp_path)
+    with pytest.raises(StyleModelError, match="corrupt or incompatible"):
+        load_style_model(tmp_path)
 
-    with pytest.raises(CheckpointError, match="critic build"):
-        load_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(StyleModelError, match="critic build"):
+        load_style_model(tmp_path / "nowhere")
 
 
 def test_principal_shortcut_adds_the_training_inputs_principal_projection(toy):

@@ -2,7 +2,7 @@
 
 The writer loads no models itself. A ``Grounder`` takes an embedder, a style model (anything with
 ``latents(embeddings, texts)``, ``attributes(latents)`` and ``index_vectors(latents)``, as
-critic.checkpoint.StyleModel has) and a neighbour search, so the CLI and the API can use the service's
+critic.style_model.StyleModel has) and a neighbour search, so the CLI and the API can use the service's
 FAISS index while the evaluation searches the train split only.
 """
 
@@ -22,7 +22,7 @@ NeighbourSearch = Callable[[Artwork, np.ndarray, np.ndarray, int], list[Neighbou
 
 
 class StyleLike(Protocol):
-    """What the writer needs from the style model (critic.checkpoint.StyleModel fits)."""
+    """What the writer needs from the style model (critic.style_model.StyleModel fits)."""
 
     def latents(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray: ...
 

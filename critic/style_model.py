@@ -1,5 +1,6 @@
-"""The trained style model on disk: StyleVAE weights and the lexical projection in safetensors, config + label
-vocabulary + provenance in JSON beside them."""
+"""StyleModel: what every query goes through (text -> StyleVAE latent -> index vector, decoded attributes), and
+its files: StyleVAE weights and the lexical projection in safetensors, config + label vocabulary + provenance in
+JSON beside them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from safetensors.torch import load_file, save_file
 from critic.embed import DIM, normalise
 from critic.labels import LabelVocab
 from critic.lexical import LexicalProjector
-from critic.train import decode_attributes, encode_latents
 from critic.vae import StyleVAE, VAEConfig
 
 WEIGHTS = "vae.safetensors"
@@ -25,7 +25,7 @@ LEXICAL = "lexical.safetensors"
 CONFIG = "vae.json"
 
 
-class CheckpointError(RuntimeError):
+class StyleModelError(RuntimeError):
     """A checkpoint is missing, corrupt, or was made for another embedding model or collection."""
 
 
@@ -66,13 +66,37 @@ class StyleModel:
         return self.vae.config.latent_dim
 
 
+
+@torch.no_grad()
+def encode_latents(model: StyleVAE, vectors: np.ndarray) -> np.ndarray:
+    """Posterior means mu(e) as float32, the vectors the index stores (after normalisation)."""
+    model.eval()
+    mu, _ = model.encode(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)))
+    return mu.numpy()
+
+
+@torch.no_grad()
+def decode_attributes(
+    model: StyleVAE, vocab: LabelVocab, latents: np.ndarray, min_prob: float = 0.5
+) -> list[dict[str, str]]:
+    """The attributes each latent's heads predict with probability >= ``min_prob`` (keywords excluded)."""
+    logits = model.attribute_logits(torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)))
+    decoded: list[dict[str, str]] = [{} for _ in range(len(latents))]
+    for name, classes in vocab.classes.items():
+        prob, best = logits[name].softmax(-1).max(-1)
+        for row, (p, i) in enumerate(zip(prob.tolist(), best.tolist(), strict=True)):
+            if p >= min_prob:
+                decoded[row][name] = classes[i]
+    return decoded
+
+
 def _atomic_save(tensors: dict[str, torch.Tensor], target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, target)
 
 
-def save_checkpoint(directory: str | Path, style: StyleModel) -> None:
+def save_style_model(directory: str | Path, style: StyleModel) -> None:
     """Write the weights, then the config that names them, each atomically (temp file + rename)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -91,7 +115,7 @@ def save_checkpoint(directory: str | Path, style: StyleModel) -> None:
     os.replace(tmp, directory / CONFIG)
 
 
-def load_checkpoint(directory: str | Path, expect: dict | None = None) -> StyleModel:
+def load_style_model(directory: str | Path, expect: dict | None = None) -> StyleModel:
     """Load the style model; ``expect`` holds provenance keys (e.g. ``embedding_model``) that must match."""
     directory = Path(directory)
     try:
@@ -108,13 +132,13 @@ def load_checkpoint(directory: str | Path, expect: dict | None = None) -> StyleM
         if vae.config.input_dim != DIM + lexical.dims or len(lexical.vocabulary) != lexical.components.shape[1]:
             raise ValueError("the lexical projection does not fit the VAE's input or its own vocabulary")
     except FileNotFoundError as exc:
-        raise CheckpointError(f"no style model in {directory}: run `critic build`") from exc
+        raise StyleModelError(f"no style model in {directory}: run `critic build`") from exc
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, SafetensorError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"style model in {directory} is corrupt or incompatible: {first}") from exc
+        raise StyleModelError(f"style model in {directory} is corrupt or incompatible: {first}") from exc
     for key, wanted in (expect or {}).items():
         if meta.get(key) != wanted:
-            raise CheckpointError(
+            raise StyleModelError(
                 f"style model in {directory} was made for {key}={meta.get(key)!r}, not {wanted!r}: "
                 "rebuild with `critic build`"
             )
