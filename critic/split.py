@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from critic.records import Artwork
 
@@ -55,6 +56,36 @@ def split_by_creator(
     train = [record_id for record_id, test in zip(ids, in_test, strict=True) if not test]
     test = [record_id for record_id, test in zip(ids, in_test, strict=True) if test]
     return train, test
+
+
+@dataclass(frozen=True)
+class Split:
+    """Record ids on each side, each in input order: ``fit`` trains the models, ``validation`` makes every
+    choice, ``test`` is reported once. ``fit`` and ``validation`` together are the train side of
+    ``split_by_creator``, so the test side is the same whether or not a validation split is carved out."""
+
+    fit: list[str]
+    validation: list[str]
+    test: list[str]
+
+
+def three_way_split(
+    records: Sequence[Artwork], validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> Split:
+    """``split_by_creator``'s test side, and a validation side carved out of its train side the same way.
+
+    Example:
+        >>> from critic.records import Artwork
+        >>> records = [Artwork(id=str(i), title=f"Work {i}", creators=[f"Maker {i % 10}"]) for i in range(100)]
+        >>> split = three_way_split(records)
+        >>> len(split.fit), len(split.validation), len(split.test)
+        (70, 10, 20)
+    """
+    train, test = split_by_creator(records, test_fraction, seed)
+    chosen = set(train)
+    train_records = [r for r in records if r.id in chosen]
+    fit, validation = split_by_creator(train_records, validation_fraction / (1 - test_fraction), seed)
+    return Split(fit, validation, test)
 
 
 def _shuffled_groups(records: Sequence[Artwork], seed: int) -> list[list[int]]:
