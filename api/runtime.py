@@ -14,9 +14,9 @@ from api.config import parse_rate
 from api.keys import KeyStore, key_store
 from api.problems import ApiProblem
 from api.ratelimit import TokenBuckets
-from api.writing import Writing
 from critic.home import Home
 from critic.service import Service
+from critic.writing import Writing
 
 log = logging.getLogger("critic.api")
 RETRY_WHILE_LOADING_S = 5

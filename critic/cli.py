@@ -168,9 +168,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _writing_subject(args: argparse.Namespace):
     """The service's writer and the artwork to write about: a collection id, or a new one given as text."""
-    from api.writing import Writing
     from critic.service import Service
     from critic.writer import artwork_from_text
+    from critic.writing import Writing
     from index.errors import UnknownArtworkError
 
     if (args.id is None) == (args.text is None):

@@ -185,8 +185,8 @@ def test_critiques_and_descriptions(client, described):
 
 
 def test_the_trained_writer_drafts_and_a_damaged_one_falls_back_to_retrieval(built_home, tmp_path, described):
-    from api.writing import Writing
     from critic.writer.protocol import DEFAULT_DRAFTER
+    from critic.writing import Writing
 
     service = Service.load(copy_home(built_home, tmp_path / "home"), log=lambda _: None)
     assert Writing(service).describe(described, seed=0).evidence()["drafter"] == DEFAULT_DRAFTER

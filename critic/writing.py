@@ -1,4 +1,4 @@
-"""Critiques and descriptions for the API: critic.writer grounded in the loaded Service.
+"""The writing service: critic.writer grounded in the loaded Service, for the API routes and the CLI alike.
 
 The drafter is the trained decoder when the home holds one (``<home>/writer``, trained by `critic build`
 or `critic train writer`); until one is trained, the retrieval drafter stands in (a neighbour's description
