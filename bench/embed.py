@@ -31,7 +31,8 @@ from critic.embed import load_sentence_model
 from critic.evaluate import EVAL_LABELS, dense_scorer, nearest_neighbours, precision_at_k
 from critic.fast_embed import PRECISIONS, FastEncoder, ensure_exported
 
-BASELINE_BATCH = 64  # NOTES.md: the fastest batch size for plain sentence-transformers on 2 cores
+# The fastest batch size for plain sentence-transformers on 2 cores (docs/results.md, early measurements).
+BASELINE_BATCH = 64
 
 
 @dataclass

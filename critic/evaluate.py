@@ -1,4 +1,4 @@
-"""DESIGN.md's recommendation protocol: precision@10 by label for TF-IDF, raw MiniLM and the VAE latent."""
+"""The recommendation protocol of docs/design.md: precision@10 by label for TF-IDF, raw MiniLM and the VAE latent."""
 
 from __future__ import annotations
 

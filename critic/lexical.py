@@ -1,7 +1,7 @@
 """LexicalProjector: TF-IDF reduced by truncated SVD (LSA), the exact-word half of the VAE's input.
 
 Sentence embeddings blur rare proper words (a dynasty, a workshop, a school) that are strong style evidence;
-TF-IDF keeps them. Feeding both to the StyleVAE lifted held-out precision@10 on every label (README, results).
+TF-IDF keeps them. Feeding both to the StyleVAE lifted held-out precision@10 on every label (docs/results.md).
 """
 
 from __future__ import annotations

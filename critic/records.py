@@ -1,4 +1,4 @@
-"""The artwork record every part of the service speaks (DESIGN.md, "Records")."""
+"""The artwork record every part of the service speaks (docs/design.md, "Records and the home")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The evaluation split (DESIGN.md, "Evaluation protocol"): by creator, and never one text on both sides.
+"""The evaluation split (docs/design.md, "Protocols"): by creator, and never one text on both sides.
 
 Records that share their first-listed creator, an identical description or an identical embedded text are
 joined into one group (union-find over those keys), and whole groups go to one side. Only the first creator

@@ -1,4 +1,5 @@
-"""The FAISS store over style latents and the recommenders built on it (DESIGN.md, index/)."""
+"""The FAISS store over style latents and the recommenders built on it (docs/design.md, "The index and the
+recommender")."""
 
 from index.errors import (
     FilterError,

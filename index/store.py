@@ -3,7 +3,7 @@
 Cosine similarity is the inner product of L2-normalised vectors. Below ``ivf_threshold`` vectors the index is
 exact (``IndexIDMap2`` over ``IndexFlatIP``); from there on it is an ``IndexIVFFlat`` with a hash-table direct
 map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search.
-HNSW was not chosen: FAISS cannot remove from it, its recall at 1M was lower (NOTES.md: 0.96 against 0.9999)
+HNSW was not chosen: FAISS cannot remove from it, its recall at 1M was lower (docs/results.md: 0.96 against 0.9999)
 and a selective filter cuts its graph, so it may return fewer than k hits that exist. See bench/search.py.
 """
 

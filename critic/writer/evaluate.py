@@ -1,4 +1,4 @@
-"""The writing evaluation of DESIGN.md: draft a description for each held-out artwork, compare with the
+"""The writing evaluation of docs/design.md: draft a description for each held-out artwork, compare with the
 curator's.
 
 The drafter sees the artwork without its description (its embedding, latent and neighbours come from the

@@ -1,4 +1,4 @@
-"""The writer on DESIGN.md's split: what ``critic train writer`` and ``critic eval writer`` run.
+"""The writer on the split of docs/design.md: what ``critic train writer`` and ``critic eval writer`` run.
 
 Both take the whole collection and split it by creator (critic.split); the writer trains on the train
 side's descriptions only, and the evaluation drafts for the test side with neighbours from the train
@@ -152,7 +152,7 @@ def evaluate_writer_on_split(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """`critic eval writer`: DESIGN.md's writing protocol for every drafter and both baselines.
+    """`critic eval writer`: the writing protocol of docs/design.md for every drafter and both baselines.
 
     ``embed`` (cached) embeds record texts, ``embed_drafts`` (uncached) the drafts. ``drafters`` picks
     names from ``make_drafters`` (default: all; with ``model`` None, those that need no trained writer, and
