@@ -185,6 +185,16 @@ def _writing_subject(args: argparse.Namespace):
     return Writing(service), record
 
 
+def _tone(value: str) -> str:
+    """The writer's own check (critic.writer.inputs.TONES), run by argparse: imported only for critique."""
+    from critic.writer.inputs import WriterInputError, check_tone
+
+    try:
+        return check_tone(value)
+    except WriterInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_critique(args: argparse.Namespace) -> int:
     writing, record = _writing_subject(args)
     critique = writing.critique(record, args.tone, args.seed).to_json()
@@ -295,7 +305,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
         p.add_argument("--json", action="store_true")
         if name == "critique":
-            p.add_argument("--tone", choices=["label", "critique", "scholarly"], default="critique")
+            p.add_argument("--tone", type=_tone, default="critique", help="tone of the text (default: critique)")
         _home_option(p)
 
     p = sub.add_parser("serve", help="serve the API, the widget and the demo gallery (gunicorn)")
@@ -319,7 +329,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the training summary as JSON")
     _home_option(p)
 
-    p = sub.add_parser("eval", help="measure the build (DESIGN.md's evaluation protocol)")
+    p = sub.add_parser("eval", help="measure the build (the protocols of docs/design.md)")
     p.add_argument("what", choices=["recommend", "writer"],
                    help="recommend: precision@k by label, TF-IDF vs MiniLM vs VAE; "
                         "writer: every drafter and both baselines on held-out descriptions")

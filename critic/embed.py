@@ -135,11 +135,6 @@ def cached_embedder(cache: EmbeddingCache | None = None) -> Callable[[Sequence[s
     return lambda texts: embed_texts(texts, cache)[0]
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (cosine similarity becomes an inner product)."""
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-
-
 @functools.lru_cache(maxsize=4096)
 def _encode_query_cached(text: str) -> bytes:
     return embed_texts([text])[0][0].tobytes()

@@ -7,13 +7,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, normalise
+from critic.embed import MODEL_ID, EmbeddingCache, embed_texts
 from critic.home import Home
 from critic.labels import label_of
 from critic.records import Artwork
 from critic.split import split_by_creator
 from critic.store import ArtworkStore
 from critic.style_model import load_style_model
+from critic.vectors import normalise
 
 EVAL_LABELS = ("period", "style", "culture", "classification")
 
@@ -61,7 +62,7 @@ def precision_at_k(
 
 def dense_scorer(vectors: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """Cosine similarity of query rows against all rows of ``vectors``."""
-    unit = normalise(np.asarray(vectors, dtype=np.float32))
+    unit = normalise(vectors)
     return lambda rows: unit[rows] @ unit.T
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from critic.atomic import fsync_dir, write_atomically
+from critic.vectors import normalise
 
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 # "int8": every weight matrix in int8. "int8-mixed": the feed-forward output projection (its input, the GELU
@@ -193,7 +194,7 @@ def _export_bytes(model_dir: Path, precision: str) -> bytes:
             )
         session = _session(result, threads=1)
         got = session.run(None, probe)[0]
-        cosine = np.sum(_unit(got) * _unit(expected), axis=1)
+        cosine = np.sum(normalise(got) * normalise(expected), axis=1)
         if cosine.min() < _PROBE_MIN_COSINE[precision]:
             raise ExportError(f"exported {precision} model drifts from torch (min cosine {cosine.min():.4f})")
         return result.read_bytes()
@@ -233,10 +234,6 @@ def _quantize_int8(source: Path, target: Path, keep_fp32: list[str]) -> None:
         )
     finally:
         logging.disable(logging.NOTSET)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def _mean_pooled(transformer):
@@ -362,7 +359,7 @@ class FastEncoder:
                 disable=not show_progress_bar,
             ):
                 out[batch] = vectors
-        return _unit(out) if normalize_embeddings else out
+        return normalise(out) if normalize_embeddings else out
 
 
 @functools.lru_cache(maxsize=4)

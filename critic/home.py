@@ -9,6 +9,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from critic.atomic import write_atomically
+
 
 def default_home() -> Path:
     return Path(os.environ.get("CRITIC_HOME") or user_data_dir("critic", appauthor=False))
@@ -55,6 +57,4 @@ class Home:
             return {}
 
     def write_info(self, info: dict) -> None:
-        tmp = self.info_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=1, sort_keys=True))
-        os.replace(tmp, self.info_path)
+        write_atomically(self.info_path, json.dumps(info, indent=1, sort_keys=True).encode())

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from critic.embed import normalise
+from critic.vectors import normalise
 
 LEXICAL_DIMS = 256
 

@@ -15,10 +15,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from critic.embed import DIM, normalise
+from critic.embed import DIM
 from critic.labels import LabelVocab
 from critic.lexical import LexicalProjector
 from critic.vae import StyleVAE, VAEConfig
+from critic.vectors import normalise
 
 WEIGHTS = "vae.safetensors"
 LEXICAL = "lexical.safetensors"

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 from critic.records import Artwork
-from index.filters import normalise
+from index.filters import fold_case
 
 #: Record fields compared between a result and the artwork it was found for, in the order lines appear.
 COMPARED_FIELDS = ("period", "style", "culture", "classification", "object_type", "medium")
@@ -47,7 +47,7 @@ def explain(
             lines.append("same creator: " + ", ".join(creators))
         for name in COMPARED_FIELDS:
             value = getattr(result, name)
-            if value and normalise(value) == normalise(getattr(reference, name)):
+            if value and fold_case(value) == fold_case(getattr(reference, name)):
                 lines.append(f"same {name.replace('_', ' ')}: {value}")
         keywords = _shared(result.keywords, reference.keywords)
         if keywords:
@@ -65,15 +65,15 @@ def explain(
 
 def _shared(mine: list[str], theirs: list[str]) -> list[str]:
     """Values of ``mine`` that ``theirs`` holds too (case-insensitive), in ``mine``'s order and spelling."""
-    wanted = {normalise(v) for v in theirs}
-    return list(dict.fromkeys(v for v in mine if normalise(v) in wanted))
+    wanted = {fold_case(v) for v in theirs}
+    return list(dict.fromkeys(v for v in mine if fold_case(v) in wanted))
 
 
 def _shared_attributes(mine: Mapping[str, str], theirs: Mapping[str, str]) -> list[str]:
     return [
         f"{label}: {value}"
         for label, value in mine.items()
-        if value and normalise(value) == normalise(theirs.get(label, ""))
+        if value and fold_case(value) == fold_case(theirs.get(label, ""))
     ]
 
 

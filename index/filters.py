@@ -37,7 +37,7 @@ _RANGE = re.compile(r"^(-?\d+)?\s*\.\.\s*(-?\d+)?$")
 class Condition:
     """One parsed filter: ``field``, ``op`` ("=" or "~") and its alternatives.
 
-    Text alternatives are kept normalised (case-folded, single spaces); year alternatives are inclusive
+    Text alternatives are kept case-folded with single spaces; year alternatives are inclusive
     ``(low, high)`` ranges with ``None`` for an open end. ``str(condition)`` gives a canonical expression.
     """
 
@@ -95,7 +95,7 @@ def _parse_one(expression: str) -> Condition:
         if op != "=":
             raise FilterError(f"bad filter {expression!r}: {name} takes a range like {name}=1400..1500")
         return Condition(name, op, ranges=tuple(_parse_range(expression, part) for part in alternatives))
-    return Condition(name, op, values=tuple(normalise(part) for part in alternatives))
+    return Condition(name, op, values=tuple(fold_case(part) for part in alternatives))
 
 
 def _parse_range(expression: str, text: str) -> tuple[int | None, int | None]:
@@ -111,13 +111,13 @@ def _parse_range(expression: str, text: str) -> tuple[int | None, int | None]:
     return low, high
 
 
-def normalise(text: str) -> str:
+def fold_case(text: str) -> str:
     """Case-folded with single spaces: the form filters compare."""
     return " ".join(str(text).casefold().split())
 
 
 def field_values(record: Artwork, name: str) -> list[str]:
-    """The normalised text values a record holds in a text, list or ``metadata.<key>`` field."""
+    """The case-folded text values a record holds in a text, list or ``metadata.<key>`` field."""
     if name.startswith(METADATA_PREFIX):
         wanted = name[len(METADATA_PREFIX) :]
         value = next((v for k, v in record.metadata.items() if k.casefold() == wanted), None)
@@ -126,7 +126,7 @@ def field_values(record: Artwork, name: str) -> list[str]:
         raw = getattr(record, name)
     else:
         raw = [getattr(record, name)]
-    return [v for v in (normalise(item) for item in raw) if v]
+    return [v for v in (fold_case(item) for item in raw) if v]
 
 
 class FilterIndex:

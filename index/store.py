@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 
 from critic.atomic import fsync_dir, write_atomically
+from critic.vectors import normalise
 from index.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 
 FORMAT_VERSION = 1
@@ -497,10 +498,9 @@ def _unit_rows(matrix: np.ndarray, dim: int, rows: int | None = None) -> np.ndar
         raise ValueError(f"vectors must have shape {want}, got {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError("vectors contain NaN or infinity")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    if (norms == 0).any():
+    if not np.linalg.norm(matrix, axis=1).all():
         raise ValueError("a zero vector has no direction to compare")
-    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+    return np.ascontiguousarray(normalise(matrix))
 
 
 def _json_normalised(value: dict[str, Any]) -> dict[str, Any]:

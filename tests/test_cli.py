@@ -73,6 +73,13 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, message):
     assert not (tmp_path / "home" / "artworks.sqlite").exists()
 
 
+def test_an_unknown_tone_is_refused_with_the_writers_tones(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stopped:
+        main(["critique", "1", "--tone", "sonnet", "--home", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "unknown tone 'sonnet': choose one of label, critique, scholarly" in capsys.readouterr().err
+
+
 def test_console_script_exit_code(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "critic.cli", "info", "--home", str(tmp_path)], capture_output=True, text=True

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from critic.records import Artwork
+from critic.vectors import normalise
 from critic.writer.drafter import Embedder, Grounding, Neighbour
 
 #: (record, its embedding, its index vector, k) -> up to k nearest other artworks, best first
@@ -34,11 +35,6 @@ class StyleLike(Protocol):
     def latent_dim(self) -> int: ...
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-
-
 class VectorNeighbours:
     """Exact cosine search over a fixed set of records (the train split, in the evaluation).
 
@@ -52,11 +48,11 @@ class VectorNeighbours:
         if len(records) != len(vectors):
             raise ValueError("records and vectors must have the same length")
         self.records = list(records)
-        self.vectors = _unit(vectors)
+        self.vectors = normalise(vectors)
         self.space = space
 
     def __call__(self, record: Artwork, embedding: np.ndarray, index_vector: np.ndarray, k: int):
-        query = _unit(index_vector if self.space == "latent" else embedding)
+        query = normalise(index_vector if self.space == "latent" else embedding)
         scores = self.vectors @ query
         out: list[Neighbour] = []
         for i in np.argsort(-scores, kind="stable"):
