@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import requests
 
 from api.keys import create_key
 from api.testing import LiveServer, copy_home
+
+pytestmark = pytest.mark.slow
 
 WANTED_ACKS = 12
 

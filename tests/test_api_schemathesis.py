@@ -22,6 +22,8 @@ from api.keys import create_key
 from api.testing import copy_home
 from critic.service import Service
 
+pytestmark = pytest.mark.slow
+
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,

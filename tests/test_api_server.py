@@ -8,6 +8,8 @@ import requests
 from api.keys import create_key
 from api.testing import LiveServer, copy_home
 
+pytestmark = pytest.mark.slow
+
 KEY_LIMIT = 8  # requests per minute per key and worker
 
 

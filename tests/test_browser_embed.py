@@ -40,10 +40,16 @@ HOSTILE_TITLE = "<img src=x onerror=alert(1)>"
 HOSTILE_ID = "hostile-1"
 WAIT_S = 30
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="no /usr/bin/chromium or /usr/bin/chromedriver: run scripts/install-browser.sh",
-)
+# No rate limit: the tests, not the limiter, decide how many requests they send.
+SERVER_ENV = {"CRITIC_RATE_LIMIT": "off", "CRITIC_GENERATION_RATE_LIMIT": "off", "CRITIC_LOG_REQUESTS": "0"}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="no /usr/bin/chromium or /usr/bin/chromedriver: run scripts/install-browser.sh",
+    ),
+]
 
 
 # ------------------------------------------------------------------ the servers
@@ -102,7 +108,7 @@ class _AppServer:
             "app.register_blueprint(embed_bp); "
             f"run_simple('127.0.0.1', {self.port}, app, threaded=True)"
         )
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "CRITIC_RATE_LIMIT": "off", "CRITIC_LOG_REQUESTS": "0"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **SERVER_ENV}
         with open(log, "wb") as out:
             self.process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -135,7 +141,7 @@ def api_server(browser_home):
     if _embed_is_wired():
         from api.testing import LiveServer
 
-        server = LiveServer(home.root, workers=1, env={"CRITIC_RATE_LIMIT": "off", "CRITIC_LOG_REQUESTS": "0"})
+        server = LiveServer(home.root, workers=1, env=SERVER_ENV)
     else:
         server = _AppServer(home.root, home.root.parent / "server.log")
     server.start()
@@ -249,7 +255,7 @@ def csp_violations(driver) -> list[str]:
 
 
 def critique_status(server, artwork_id: str) -> int:
-    """What the API answers for a critique (the writer behind it may be missing or broken)."""
+    """The status the API answers a label critique with."""
     try:
         with urllib.request.urlopen(server.url(f"/api/v1/artworks/{artwork_id}/critique?tone=label"), timeout=60):
             return 200
@@ -289,9 +295,9 @@ def test_widget_on_another_origin_shows_k_similar_artworks(browser, api_server, 
 
 def test_critique_widget_shows_a_draft_marked_text(browser, api_server, host_site, browser_home):
     _, artwork_id = browser_home
+    # Without a trained writer the service drafts by retrieval, so anything but a 200 is a fault: a 5xx above all.
     status = critique_status(api_server, artwork_id)
-    if status != 200:
-        pytest.skip(f"the API answers GET /artworks/{{id}}/critique with {status}: no text to show")
+    assert status == 200, f"the API answers GET /artworks/{artwork_id}/critique with {status}"
     url = host_page(
         host_site,
         "critique.html",

@@ -24,6 +24,8 @@ from critic.service import Service
 from critic.store import ArtworkStore, StoreError
 from index.store import VectorIndex
 
+pytestmark = pytest.mark.slow
+
 # ------------------------------------------------------------------ concurrent reads during writes
 
 WRITES = 18  # artworks created, then patched; every third one deleted

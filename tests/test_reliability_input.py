@@ -24,6 +24,8 @@ from api.schemas import ArtworkPatch, NewArtwork, SimilarBody, SimilarParams
 from api.testing import copy_home
 from critic.service import Service
 
+pytestmark = pytest.mark.slow
+
 GENERATED = 10_000
 PER_EXAMPLE = 40  # requests drawn per hypothesis example: 250 examples make the 10,000
 
