@@ -272,12 +272,3 @@ def critic_serve(home: str | Path, port: int, workers: int = 2, threads: int = 4
         "serve", "--home", str(home), "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--threads", str(threads),
     ]  # fmt: skip
-
-
-def flask_dev_server(home: str | Path, port: int) -> list[str]:
-    """Flask's development server (``app.run``, threaded) over the same app factory: the naive baseline."""
-    code = (
-        "from api import create_app; "
-        f"create_app({{'HOME': {str(home)!r}}}).run(host='127.0.0.1', port={port}, threaded=True)"
-    )
-    return [sys.executable, "-c", code]
