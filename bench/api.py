@@ -2,8 +2,10 @@
 
 wrk (a C load generator; Debian package ``wrk``, installed by this script with apt-get when it is missing and
 the script runs as root) drives each server over loopback with a fixed number of connections, each
-connection sending its next request as soon as the last is answered. A Lua script (bench/wrk_requests.lua)
-walks a file of distinct requests (ids, texts, critique seeds) and counts the statuses. For every row:
+connection sending its next request as soon as the last is answered (a closed loop: the latencies are the
+server's at that concurrency, and its throughput is what it gives when never idle). A Lua script
+(bench/wrk_requests.lua) walks a file of distinct requests (ids, texts, critique seeds) and counts the statuses.
+For every row:
 
 * req/s, p50 and p99 latency (wrk's own measurement), answers other than 2xx;
 * server CPU per request: the change in user + system time of every process of the server (gunicorn's master

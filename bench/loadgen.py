@@ -1,5 +1,7 @@
-"""An open-loop HTTP/1.1 load generator (asyncio, keep-alive connections), shared by bench/api.py and
-scripts/soak.py.
+"""An open-loop HTTP/1.1 load generator (asyncio, keep-alive connections) for scripts/soak.py's steady mix, and
+the `critic serve` command line bench/api.py starts. One Python process saturates long before the server does
+(bench/api.py drives its throughput rows with wrk for that reason); at the soak's few dozen requests a second it
+keeps the schedule.
 
 Open loop: request ``i`` of a run at ``rate`` req/s is due at ``start + i / rate`` whether or not earlier ones
 have been answered, and its latency counts from that due time, not from when a connection became free. A
