@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import csv
 import gzip
 import html
@@ -272,10 +273,35 @@ def _open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8-sig", newline="")
 
 
+class _Lines:
+    """The lines csv.reader reads, numbered, with the ones a row consumed kept so they can be read again."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.pending: collections.deque[str] = collections.deque()
+        self.taken: list[str] = []
+        self.number = 0  # of the last line handed out
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.pending.popleft() if self.pending else next(self.stream)
+        self.number += 1
+        self.taken.append(line)
+        return line
+
+    def read_again(self, first: int) -> None:
+        """Hand out the taken lines after line ``first`` once more."""
+        self.pending.extendleft(reversed(self.taken[1:]))
+        self.number = first
+
+
 def _read_delimited(stream: IO[str], delimiter: str) -> tuple[list[str], Iterator[_RawRow]]:
     # The csv module, not pandas: pandas pads short rows silently and its bad-line callback gets no line
     # number, while a row with the wrong number of fields must be reported where it is.
-    reader = csv.reader(stream, delimiter=delimiter)
+    lines = _Lines(stream)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -289,18 +315,32 @@ def _read_delimited(stream: IO[str], delimiter: str) -> tuple[list[str], Iterato
 
     def rows() -> Iterator[_RawRow]:
         while True:
-            start = reader.line_num + 1
+            start = lines.number + 1
+            lines.taken = []
             try:
-                values = next(reader)
+                values, error = next(reader), ""
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield _RawRow(start, None, str(exc))
+                values, error = None, str(exc)
+            if values is not None and not values:
                 continue
-            if not values:
-                continue
-            if len(values) != len(columns):
-                yield _RawRow(start, None, f"{len(values)} fields where the header has {len(columns)}")
+            if values is not None and len(values) != len(columns):
+                values, error = None, f"{len(values)} fields where the header has {len(columns)}"
+            quotes = [line.count('"') for line in lines.taken]
+            if len(lines.taken) > 1 and (values is None or sum(quotes) % 2):
+                # A quote that never closes swallows the lines after it into one row: report where it opened,
+                # then read those lines again as rows of their own.
+                opened = next((n for n, count in enumerate(quotes, start) if count % 2), start)
+                yield _RawRow(
+                    start,
+                    None,
+                    f"unbalanced quote on line {opened} (the row ran on to line {lines.number}); "
+                    f"the lines after line {start} were read again",
+                )
+                lines.read_again(start)
+            elif values is None:
+                yield _RawRow(start, None, error)
             else:
                 yield _RawRow(start, dict(zip(columns, values, strict=True)))
 

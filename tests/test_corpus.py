@@ -250,6 +250,29 @@ def test_malformed_csv_rows_reported(tmp_path):
     )
 
 
+def test_an_unbalanced_quote_is_reported_where_it_opened_and_later_rows_are_kept(tmp_path):
+    path = write(
+        tmp_path / "cat.csv",
+        "id,title,description\n"
+        "1,Good,fine\n"
+        '2,"Broken,its quote never closes\n'  # line 3
+        "3,Third,plain\n"
+        '4,"Quoted",closes the quote line 3 opened\n'
+        '5,Fifth,"a field over\ntwo lines"\n',  # lines 6-7: balanced, kept
+    )
+    result = import_catalog(path)
+    assert [r.id for r in result.records] == ["1", "3", "4", "5"]
+    assert reasons(result) == [(3, None, "unparseable row")]
+    assert "unbalanced quote on line 3" in result.rejected[0].detail
+    assert result.records[3].description == "a field over two lines"
+    # At the end of the file the quote swallows every later line: they are read again too.
+    path = write(tmp_path / "end.csv", 'id,title\n1,"never closed\n2,Second\n3,Third\n')
+    result = import_catalog(path)
+    assert [r.id for r in result.records] == ["2", "3"]
+    assert result.summary() == "imported 2, rejected 1 (1 unparseable row)"
+    assert "unbalanced quote on line 2" in str(result.rejected[0])
+
+
 def test_malformed_jsonl_lines_reported(tmp_path):
     path = write(
         tmp_path / "cat.jsonl",
