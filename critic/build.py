@@ -16,22 +16,22 @@ from critic.corpus import import_catalog, load_walters
 from critic.embed import MODEL_ID, EmbeddingCache, cached_embedder, embed_texts
 from critic.home import Home
 from critic.labels import label_of
-from critic.lexical import LEXICAL_DIMS, LexicalProjector
+from critic.lexical import LEXICAL_DIMS
 from critic.records import LABEL_FIELDS, Artwork
-from critic.split import split_by_creator
+from critic.split import three_way_split
 from critic.store import ArtworkStore
 from critic.style_model import (
-    StyleModel,
+    DATE_DIMS,
+    DATE_SCALE,
+    INDEX_LATENT_WEIGHT,
     StyleModelError,
-    encode_latents,
     load_style_model,
     save_style_model,
-    style_inputs,
 )
-from critic.train import TrainConfig, evaluate_vae, train_vae
+from critic.train import TrainConfig, train_style_model
 from critic.vae import VAEConfig
-from critic.writer import WriterTrainConfig
 from critic.writer.protocol import ensure_writer
+from critic.writer.train import WriterTrainConfig
 from index.store import VectorIndex
 
 
@@ -40,12 +40,13 @@ def _log(message: str) -> None:
 
 
 def training_data_hash(records: Sequence[Artwork], configs: Sequence[object]) -> str:
-    """What the VAE was trained on: texts, labels and keywords of the train split, plus the configs."""
+    """What the style model was trained on: texts, labels, keywords and dates of the fit side, plus the settings."""
     digest = hashlib.sha256(MODEL_ID.encode())
     for r in sorted(records, key=lambda r: r.id):
         labels = [label_of(r, name) for name in LABEL_FIELDS]
-        digest.update(json.dumps([r.id, r.text_hash(), labels, r.keywords]).encode())
-    digest.update(json.dumps([LEXICAL_DIMS, *(asdict(c) for c in configs)], sort_keys=True).encode())
+        digest.update(json.dumps([r.id, r.text_hash(), labels, r.keywords, r.year_start, r.year_end]).encode())
+    settings = [LEXICAL_DIMS, DATE_DIMS, DATE_SCALE, INDEX_LATENT_WEIGHT, *(asdict(c) for c in configs)]
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -96,35 +97,29 @@ def build(
     log(f"embed: {encoded} new texts encoded, {len(records) - encoded} from the cache")
 
     step = time.perf_counter()
-    train_ids, test_ids = split_by_creator(records)
+    split = three_way_split(records)
     rows = {r.id: i for i, r in enumerate(records)}
-    train_rows = np.array([rows[i] for i in train_ids], dtype=np.int64)
-    test_rows = np.array([rows[i] for i in test_ids], dtype=np.int64)
+    fit_rows, validation_rows, test_rows = (
+        np.array([rows[i] for i in ids], dtype=np.int64) for ids in (split.fit, split.validation, split.test)
+    )
     vc, tc = vae_config or VAEConfig(), train_config or TrainConfig()
-    train_records = [records[i] for i in train_rows]
-    data_hash = training_data_hash(train_records, [vc, tc])
-    texts = [r.text() for r in records]
+    data_hash = training_data_hash([records[i] for i in fit_rows], [vc, tc])
     try:
         style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
         log("vae: training data unchanged, checkpoint reused")
     except StyleModelError:
-        lexical = LexicalProjector.fit([texts[i] for i in train_rows], seed=tc.seed)
-        inputs = style_inputs(embeddings, lexical.transform(texts))
-        model, vocab, history = train_vae(inputs[train_rows], train_records, vc, tc, progress=progress)
-        meta = {"embedding_model": MODEL_ID, "data_hash": data_hash, "epochs": len(history)}
-        meta["latent_center"] = encode_latents(model, inputs[train_rows]).mean(0).tolist()
-        meta["train"] = {k: v for k, v in history[-1].items() if k != "epoch"}
-        meta["test"] = evaluate_vae(model, vocab, inputs[test_rows], [records[i] for i in test_rows])
-        style = StyleModel(model, vocab, lexical, meta)
+        held_out = {"validation": validation_rows, "test": test_rows}
+        provenance = {"embedding_model": MODEL_ID, "data_hash": data_hash}
+        style = train_style_model(records, embeddings, fit_rows, held_out, provenance, vc, tc, progress)
         save_style_model(home.vae_dir, style)
-        log(f"vae: trained on {len(train_rows)} artworks, held-out {_summarise(meta['test'])}")
+        log(f"vae: trained on {len(fit_rows)} artworks, validation {_summarise(style.meta['validation'])}")
     meta = style.meta
     timings["vae_s"] = time.perf_counter() - step
 
     step = time.perf_counter()
     index = VectorIndex.build(
         [r.id for r in records],
-        style.index_vectors(style.latents(embeddings, texts)),
+        style.index_vectors(embeddings, records),
         fingerprints=[r.text_hash() for r in records],
         identity={"embedding_model": MODEL_ID, "vae": data_hash},
     )
@@ -159,14 +154,16 @@ def build(
         "imported": len(imported),
         "rejected": len(rejected),
         "with_description": sum(bool(r.description.strip()) for r in records),
-        "train": len(train_rows),
+        "train": len(fit_rows),
+        "validation": len(validation_rows),
         "test": len(test_rows),
         "embedding_model": MODEL_ID,
         "embedding_dim": int(embeddings.shape[1]),
         "newly_embedded": encoded,
         "latent_dim": style.latent_dim,
+        "index_mix": style.meta.get("index"),
         "index": {"kind": index.kind, "count": len(index)},
-        "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "test")},
+        "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "validation", "test")},
         "writer": writer_info,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "timings": {k: round(v, 2) for k, v in timings.items()},

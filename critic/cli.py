@@ -42,15 +42,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    vae = info["vae"]["test"]
+    side = next((name for name in ("validation", "test") if info["vae"].get(name)), None)
     print(f"home:        {home.root}")
     print(f"collection:  {info['artworks']} artworks ({info['with_description']} described) from {info['source']}")
-    print(f"split:       {info['train']} train / {info['test']} test (by creator)")
+    print(f"split:       {info['train']} fit / {info.get('validation', 0)} validation / {info['test']} test "
+          "(by creator)")
     print(f"embeddings:  {info['embedding_model']} ({info['embedding_dim']}-d)")
-    print(f"style VAE:   {info['latent_dim']}-d latent, {vae['active_units']} active units, held-out ELBO "
-          f"{vae['elbo']:.1f} (recon {vae['recon']:.1f}, KL {vae['kl']:.1f})")
-    accuracy = ", ".join(f"{k} {v:.2f}" for k, v in vae["attribute_accuracy"].items())
-    print(f"attributes:  held-out accuracy {accuracy}")
+    if side:
+        vae = info["vae"][side]
+        print(f"style VAE:   {info['latent_dim']}-d latent, {vae['active_units']} active units, {side} ELBO "
+              f"{vae['elbo']:.1f} (recon {vae['recon']:.1f}, KL {vae['kl']:.1f})")
+        accuracy = ", ".join(f"{k} {v:.2f}" for k, v in vae["attribute_accuracy"].items())
+        print(f"attributes:  {side} accuracy {accuracy or 'none (no label to learn)'}")
+    if info.get("index_mix"):
+        mix = info["index_mix"]
+        print(f"index:       latent weight {mix['latent_weight']:.2f}: {mix['reason']}")
     print(f"built at:    {info['built_at']} in {info['timings']['total_s']:.0f} s")
     return 0
 
@@ -108,8 +114,8 @@ def _cached_embedder(home: Home):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from critic.writer import WriterTrainConfig
     from critic.writer.protocol import ensure_writer
+    from critic.writer.train import WriterTrainConfig
 
     home = Home.resolve(args.home)
     records, style = _built_style(home)
@@ -128,41 +134,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _eval_writer(args: argparse.Namespace) -> int:
-    from critic.embed import MODEL_ID, cached_embedder
-    from critic.writer import format_table, load_writer
+    from critic.embed import MODEL_ID, EmbeddingCache, memory_embedder
+    from critic.writer import load_writer
+    from critic.writer.evaluate import format_report
     from critic.writer.protocol import evaluate_writer_on_split
 
     home = Home.resolve(args.home)
     records, style = _built_style(home)
     model = load_writer(home.writer_dir, latent_dim=style.latent_dim, embedding_model=MODEL_ID)
     result = evaluate_writer_on_split(
-        records, style, model, _cached_embedder(home), cached_embedder(),
-        drafters=args.drafter, limit=args.limit, seed=args.seed,
-        log=None if args.json else lambda line: print(line, file=sys.stderr, flush=True),
+        records, style, model, _cached_embedder(home), memory_embedder(EmbeddingCache(home.cache_path)),
+        drafters=args.drafter, limit=args.limit or 150, seed=args.seed,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    if args.json:
-        print(json.dumps(result, indent=1, ensure_ascii=False))
-    else:
-        print(f"writing evaluation on {result['artworks']} held-out described artworks")
-        print(format_table(result))
-        if "critique_latency_p50_s" in result:
-            print(f"critique latency ({result['critique_drafter']}, grounding included): "
-                  f"p50 {result['critique_latency_p50_s']:.3f} s, p90 {result['critique_latency_p90_s']:.3f} s")
+    print(json.dumps(result, indent=1, ensure_ascii=False) if args.json else format_report(result))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from critic.evaluate import evaluate_recommendations, format_precision_table
+    from critic.eval_recommend import evaluate_recommendations, format_tables
 
     if args.what == "writer":
         return _eval_writer(args)
-    result = evaluate_recommendations(Home.resolve(args.home), k=args.k)
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(f"precision@{result['k']} on {result['test_queries']} held-out artworks "
-              f"querying {result['artworks']} (dims: {result['dims']})")
-        print(format_precision_table(result))
+    home = Home.resolve(args.home)
+    if not home.read_info():
+        raise UsageError(f"nothing built in {home.root}: run `critic build`")
+    log = (lambda _: None) if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = evaluate_recommendations(home, side=args.side, k=args.k, log=log)
+    print(json.dumps(result, indent=1) if args.json else format_tables(result))
     return 0
 
 
@@ -225,14 +224,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from api.keys import create_key, list_keys, revoke_key
+    from critic.keys import create_key, list_keys, revoke_key
 
     home = Home.resolve(args.home)
     if args.action == "create":
         if not args.name:
             raise UsageError("keys create needs a NAME")
-        print(create_key(home, args.name))
-        print(f"key {args.name!r} created: send it as the X-API-Key header; it is shown only once", file=sys.stderr)
+        print(create_key(home, args.name, args.scope))
+        print(
+            f"{args.scope} key {args.name!r} created: send it as the X-API-Key header; it is shown only once",
+            file=sys.stderr,
+        )
     elif args.action == "revoke":
         if not args.name:
             raise UsageError("keys revoke needs a NAME")
@@ -241,7 +243,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"key {args.name!r} revoked", file=sys.stderr)
     else:
         for key in list_keys(home):
-            print(f"{key.name}\tcreated {key.created_at}" + (f"\trevoked {key.revoked_at}" if key.revoked_at else ""))
+            revoked = f"\trevoked {key.revoked_at}" if key.revoked_at else ""
+            print(f"{key.name}\t{key.scope}\tcreated {key.created_at}{revoked}")
     return 0
 
 
@@ -318,9 +321,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("repair", help="rebuild the index from the database; salvage a damaged database")
     _home_option(p)
 
-    p = sub.add_parser("keys", help="API keys for writes: create NAME, list, revoke NAME")
+    p = sub.add_parser("keys", help="API keys: create NAME [--scope read|write], list, revoke NAME")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("name", nargs="?")
+    p.add_argument("--scope", choices=["read", "write"], default="write",
+                   help="create: write (default) may also add, change and remove artworks; read may only read")
     _home_option(p)
 
     p = sub.add_parser("train", help="retrain a model of the build (writer: the description decoder)")
@@ -331,10 +336,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="measure the build (the protocols of docs/design.md)")
     p.add_argument("what", choices=["recommend", "writer"],
-                   help="recommend: precision@k by label, TF-IDF vs MiniLM vs VAE; "
-                        "writer: every drafter and both baselines on held-out descriptions")
+                   help="recommend: precision@k by label in four variants, every method, with intervals; "
+                        "writer: every drafter on the validation side, then the test side once, then critiques")
     p.add_argument("--k", type=int, default=10, help="recommend: neighbours per query")
-    p.add_argument("--limit", type=int, help="writer: evaluate a seeded sample of this many held-out artworks")
+    p.add_argument("--side", choices=["validation", "test"], default="test",
+                   help="recommend: the held-out side that queries (validation while choosing; test to report)")
+    p.add_argument("--limit", type=int, help="writer: draft for a seeded sample of this many works per side (150)")
     p.add_argument("--drafter", action="append", help="writer: only this drafter (repeatable; default all)")
     p.add_argument("--seed", type=int, default=0, help="writer: sampling seed")
     p.add_argument("--json", action="store_true")
@@ -343,9 +350,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from api.keys import KeyNameError
     from api.serve import ServeError
     from critic.corpus import CatalogError
+    from critic.keys import KeyNameError
     from critic.store import StoreError
     from critic.style_model import StyleModelError
     from critic.writer import WriterInputError, WriterModelError

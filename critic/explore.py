@@ -27,6 +27,7 @@ from critic.embed import EmbeddingCache, embed_texts, encode_query
 from critic.home import Home
 from critic.labels import label_of
 from critic.records import Artwork
+from critic.vectors import normalise
 
 #: The attribute heads of the StyleVAE, in the order the notebooks show them.
 HEADS = ("classification", "period", "culture", "style", "object_type")
@@ -85,7 +86,7 @@ class StyleSpace:
     records: list[Artwork]
     embeddings: np.ndarray  # (n, 384) unit MiniLM vectors
     latents: np.ndarray  # (n, d) raw posterior means mu (what the attribute heads read)
-    vectors: np.ndarray  # (n, d) centred unit means (what the index stores and searches)
+    vectors: np.ndarray  # (n, index dim) what the index stores and searches (StyleModel.index_vectors)
 
     @classmethod
     def load(cls, home: Home) -> StyleSpace:
@@ -95,8 +96,8 @@ class StyleSpace:
         records = service.store.all()
         texts = [r.text() for r in records]
         embeddings, _ = embed_texts(texts, EmbeddingCache(home.cache_path))
-        latents = service.style.latents(embeddings, texts)
-        return cls(home, service, records, embeddings, latents, service.style.index_vectors(latents))
+        latents, vectors = service.style.encode(embeddings, records)
+        return cls(home, service, records, embeddings, latents, vectors)
 
     @property
     def style(self):
@@ -268,14 +269,14 @@ def interpolate(
     ``exclude_ends`` leaves the two artworks themselves out of the search, so each step names the artwork of
     the collection that lies closest to the path rather than, near either end, the end itself.
     """
-    a, b = space.latents[space.row_of(a_id)], space.latents[space.row_of(b_id)]
-    ts = np.linspace(0.0, 1.0, steps)
-    path = np.stack([(1 - t) * a + t * b for t in ts]).astype(np.float32)
-    decoded = space.style.attributes(path)
-    queries = space.style.index_vectors(path)
+    ends = [space.row_of(a_id), space.row_of(b_id)]
+    ts = np.linspace(0.0, 1.0, steps)[:, None]
+    (a, b), (va, vb) = space.latents[ends], space.vectors[ends]
+    decoded = space.style.attributes(((1 - ts) * a + ts * b).astype(np.float32))
+    queries = normalise((1 - ts) * va + ts * vb)
     by_id = dict(zip(space.ids, space.records, strict=True))
     rows = []
-    for t, query, attrs in zip(ts, queries, decoded, strict=True):
+    for t, query, attrs in zip(ts[:, 0], queries, decoded, strict=True):
         exclude = (a_id, b_id) if exclude_ends else ()
         nearest, score = space.service.recommender.index.search(query, 1, exclude=exclude)[0]
         record = by_id[nearest]

@@ -35,12 +35,27 @@ class Home:
         return self.root / "embeddings.sqlite"
 
     @property
+    def keys_path(self) -> Path:
+        """The API keys (critic.keys), stored hashed."""
+        return self.root / "api_keys.sqlite"
+
+    @property
+    def run_dir(self) -> Path:
+        """What the workers of a running server share: rate-limit counters, generation slots."""
+        return self.root / "run"
+
+    @property
     def vae_dir(self) -> Path:
         return self.root / "vae"
 
     @property
     def writer_dir(self) -> Path:
         return self.root / "writer"
+
+    @property
+    def eval_dir(self) -> Path:
+        """What `critic eval` keeps between runs (its own embedding cache, variant models): never served."""
+        return self.root / "eval"
 
     @property
     def index_dir(self) -> Path:

@@ -10,8 +10,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from critic.labels import LabelVocab
+from critic.labels import LabelVocab, label_of
+from critic.lexical import LexicalProjector
 from critic.records import Artwork
+from critic.style_model import INDEX_LATENT_WEIGHT, StyleModel, date_features, encode_latents, style_inputs
 from critic.vae import StyleVAE, VAEConfig
 
 
@@ -117,3 +119,57 @@ def evaluate_vae(
         "recon_cosine": cosine,
         "attribute_accuracy": accuracy,
     }
+
+
+def train_style_model(
+    records: Sequence[Artwork],
+    embeddings: np.ndarray,
+    fit_rows: np.ndarray,
+    held_out: dict[str, np.ndarray],
+    meta: dict,
+    vae_config: VAEConfig | None = None,
+    train_config: TrainConfig | None = None,
+    progress: bool = False,
+) -> StyleModel:
+    """The lexical projection and the StyleVAE fitted on the ``fit_rows`` of ``records`` (rows of
+    ``embeddings``), measured on each ``held_out`` side (name -> rows); ``meta`` is kept as provenance."""
+    tc = train_config or TrainConfig()
+    texts = [r.text() for r in records]
+    lexical = LexicalProjector.fit([texts[i] for i in fit_rows], seed=tc.seed)
+    inputs = style_inputs(embeddings, lexical.transform(texts), date_features(records))
+    fit_records = [records[i] for i in fit_rows]
+    model, vocab, history = train_vae(inputs[fit_rows], fit_records, vae_config, tc, progress=progress)
+    meta = {**meta, "epochs": len(history), "train": {k: v for k, v in history[-1].items() if k != "epoch"}}
+    meta["index"] = index_mix(vocab, fit_records)
+    meta["latent_center"] = encode_latents(model, inputs[fit_rows]).mean(0).tolist()
+    for side, rows in held_out.items():
+        if len(rows):
+            meta[side] = evaluate_vae(model, vocab, inputs[rows], [records[i] for i in rows])
+    return StyleModel(model, vocab, lexical, meta)
+
+
+#: A head is informative when its most common class holds less than this share of its labelled records.
+MAX_MAJORITY = 0.95
+
+
+def index_mix(vocab: LabelVocab, records: Sequence[Artwork]) -> dict:
+    """How the index mixes latent and input for this catalogue, and why (what `critic info` shows).
+
+    The latent adds to its input only what the attribute heads learn; a catalogue with no informative label
+    (none at all, or one class nearly everywhere) indexes its unsupervised input vectors instead.
+    """
+    informative = []
+    for name, classes in vocab.classes.items():
+        values = [label_of(r, name) for r in records]
+        labelled = [v for v in values if v in classes]
+        if labelled and max(labelled.count(c) for c in set(labelled)) / len(labelled) < MAX_MAJORITY:
+            informative.append(name)
+    if vocab.keywords:
+        informative.append("keywords")
+    if not informative:
+        return {"latent_weight": 0.0, "reason": "no informative label to learn from: the index holds the input"}
+    return {
+        "latent_weight": INDEX_LATENT_WEIGHT,
+        "reason": f"latent and input mixed; the latent learned {', '.join(informative)}",
+    }
+

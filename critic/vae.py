@@ -25,7 +25,7 @@ from torch import nn
 
 @dataclass
 class VAEConfig:
-    input_dim: int = 640  # 384-d sentence embedding + 256-d LSA vector (critic/lexical.py)
+    input_dim: int = 692  # 384-d sentence embedding + 256-d LSA vector (critic/lexical.py) + 52-d date block
     hidden_dim: int = 512
     latent_dim: int = 64
     dropout: float = 0.1

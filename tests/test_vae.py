@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,15 +10,20 @@ from critic.lexical import LexicalProjector
 from critic.records import Artwork
 from critic.style_model import (
     CONFIG,
+    DATE_CENTRES,
+    DATE_DIMS,
+    INDEX_LATENT_WEIGHT,
     WEIGHTS,
     StyleModel,
     StyleModelError,
+    date_features,
     encode_latents,
     load_style_model,
+    mix_vectors,
     save_style_model,
     style_inputs,
 )
-from critic.train import TrainConfig, evaluate_vae, train_vae
+from critic.train import TrainConfig, evaluate_vae, index_mix, train_vae
 from critic.vae import StyleVAE, VAEConfig
 
 
@@ -76,13 +82,21 @@ TEXTS = [f"a {['gilt', 'bronze', 'ivory', 'silver'][n % 4]} {['clock', 'vase', '
          for n in range(200)]
 
 
+def described(records):
+    """The toy records with a text each and a date, as the style model reads records."""
+    return [replace(r, description=t, year_start=1400 + i, year_end=1410 + i)
+            for i, (r, t) in enumerate(zip(records, TEXTS, strict=True))]
+
+
 def toy_style(x, records, epochs=2):
+    records = described(records)
     lexical = LexicalProjector.fit(TEXTS, dims=4)
-    inputs = style_inputs(x, lexical.transform(TEXTS))
+    inputs = style_inputs(x, lexical.transform(TEXTS), date_features(records))
     config = VAEConfig(latent_dim=8, hidden_dim=32)
     model, vocab, _ = train_vae(inputs, records, config, TrainConfig(epochs=epochs, min_steps=0))
     center = encode_latents(model, inputs).mean(0).tolist()
-    return StyleModel(model, vocab, lexical, {"embedding_model": "m", "data_hash": "h", "latent_center": center})
+    meta = {"embedding_model": "m", "data_hash": "h", "latent_center": center, "index": index_mix(vocab, records)}
+    return StyleModel(model, vocab, lexical, meta)
 
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, toy):
@@ -91,11 +105,42 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, toy):
     save_style_model(tmp_path, style)
     loaded = load_style_model(tmp_path, expect={"embedding_model": "m"})
     assert loaded.meta["data_hash"] == "h" and loaded.vocab == style.vocab
-    assert np.array_equal(style.latents(x, TEXTS), loaded.latents(x, TEXTS))
-    z = style.latents(x[:5], TEXTS[:5])
+    records = described(records)
+    assert np.array_equal(style.latents(x, records), loaded.latents(x, records))
+    z = style.latents(x[:5], records[:5])
     assert style.attributes(z) == loaded.attributes(z)
-    assert np.array_equal(style.index_vectors(z), loaded.index_vectors(z))
-    assert np.allclose(np.linalg.norm(loaded.index_vectors(z), axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(style.index_vectors(x, records), loaded.index_vectors(x, records))
+    vectors = loaded.index_vectors(x, records)
+    assert vectors.shape == (200, style.index_dim) == (200, 8 + 384 + 4 + DATE_DIMS)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_index_vectors_mix_latent_and_input_cosines_by_the_latent_weight():
+    latent = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    inputs = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    mixed = mix_vectors(latent, inputs, 0.6)
+    # cosine = w^2 * latent cosine (0 here) + (1 - w^2) * input cosine (1 here)
+    assert float(mixed[0] @ mixed[1]) == pytest.approx(1 - 0.36)
+    assert np.allclose(mix_vectors(latent, inputs, 1.0)[:, 2:], 0.0)
+
+
+def test_date_features_peak_at_the_mid_year_and_are_zero_without_a_date():
+    rows = date_features([Artwork(id="a", year_start=-500), Artwork(id="b", year_start=1890, year_end=1910),
+                          Artwork(id="c")])
+    assert DATE_CENTRES[rows[0].argmax()] == -500 and DATE_CENTRES[rows[1].argmax()] == 1900
+    assert np.allclose(np.linalg.norm(rows[:2], axis=1), 1.0) and not rows[2].any()
+    near, far = date_features([Artwork(id="d", year_start=1920), Artwork(id="e", year_start=1300)])
+    assert rows[1] @ near > 0.9 > 0.1 > rows[1] @ far
+
+
+def test_a_catalogue_without_an_informative_label_indexes_its_input(toy):
+    _, records = toy
+    vocab = LabelVocab.fit(records)
+    assert index_mix(vocab, records)["latent_weight"] == INDEX_LATENT_WEIGHT
+    # One classification for nearly everything, no other label, no keywords: nothing for the latent to add.
+    trivial = [Artwork(id=str(i), title="x", classification="Painting" if i % 50 else "Print") for i in range(200)]
+    mix = index_mix(LabelVocab.fit(trivial), trivial)
+    assert mix["latent_weight"] == 0.0 and "no informative label" in mix["reason"]
 
 
 def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
