@@ -1,9 +1,10 @@
 import sqlite3
+import threading
 
 import pytest
 
 from critic.records import Artwork
-from critic.store import ArtworkStore, StoreError
+from critic.store import ArtworkStore, Outcome, StoreError
 
 
 def test_upsert_get_delete_round_trip(tmp_path):
@@ -57,3 +58,49 @@ def test_changes_log_lets_another_process_catch_up(tmp_path):
     latest, changed = ArtworkStore(tmp_path / "a.sqlite").changes_since(seq)
     assert changed == ["1", "3"] and latest > seq
     assert store.changes_since(latest) == (latest, [])
+
+
+def test_create_is_atomic_between_processes(tmp_path):
+    path = tmp_path / "a.sqlite"
+    ArtworkStore(path)
+    def create(store, record, start, outcomes):
+        start.wait()
+        outcomes.append(store.create(record))
+
+    for n in range(10):  # two "workers" (their own connections) creating one id at the same moment
+        start, outcomes = threading.Barrier(2), []
+        records = [Artwork(id=f"race-{n}", title=title) for title in "AB"]
+        threads = [threading.Thread(target=create, args=(ArtworkStore(path), r, start, outcomes)) for r in records]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(o.value for o in outcomes) == ["done", "exists"]
+
+
+def test_replace_compares_and_swaps_and_never_resurrects(tmp_path):
+    store = ArtworkStore(tmp_path / "a.sqlite")
+    original = Artwork(id="1", title="Vase")
+    store.upsert_many([original])
+    other = ArtworkStore(tmp_path / "a.sqlite")
+    assert other.replace(Artwork(id="1", title="Urn"), expected=original) is Outcome.DONE
+    assert store.replace(Artwork(id="1", title="Jar"), expected=original) is Outcome.CHANGED  # lost the race
+    assert store.get("1").title == "Urn"
+    other.delete("1")
+    assert store.replace(Artwork(id="1", title="Jar"), expected=Artwork(id="1", title="Urn")) is Outcome.MISSING
+    assert store.get("1") is None
+
+
+def test_the_change_log_keeps_one_row_per_id_and_still_answers_catch_up(tmp_path):
+    store = ArtworkStore(tmp_path / "a.sqlite")
+    store.upsert_many([Artwork(id="1"), Artwork(id="2")])
+    seq = store.last_change()
+    for n in range(100):
+        store.upsert_many([Artwork(id="1", title=str(n))])
+    store.delete("2")
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 2
+    latest, changed = store.changes_since(seq)
+    assert latest == store.last_change() == seq + 101 and sorted(changed) == ["1", "2"]
+    assert store.changes_since(latest) == (latest, [])
+    assert store.last_written == (latest, latest)
