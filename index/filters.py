@@ -9,12 +9,20 @@ Syntax (case-insensitive, whitespace around values ignored; several conditions a
   ``..1500`` and a single year ``1450`` work too, negative years are BCE. ``year_start`` and ``year_end``
   take the same ranges but test the one value.
 - ``metadata.<key>=value``: an extra column kept in ``Artwork.metadata`` (the key is case-insensitive too).
+  A key no record holds selects nothing.
+
+Every request costs bounded work: field names are at most MAX_NAME_CHARS long, a condition has at most
+MAX_ALTERNATIVES alternatives, and all conditions together at most MAX_TOTAL_ALTERNATIVES and
+MAX_TOTAL_CHARS; parsing refuses more with a FilterError before anything is looked up. (A substring
+alternative scans every distinct value of its field: about 5 ms on 15,000 descriptions.)
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 
@@ -29,8 +37,14 @@ TEXT_FIELDS = tuple(f.name for f in fields(Artwork) if f.name not in LIST_FIELDS
 METADATA_PREFIX = "metadata."
 KNOWN_FIELDS = TEXT_FIELDS + LIST_FIELDS + YEAR_FIELDS
 
+MAX_NAME_CHARS = 64
+MAX_ALTERNATIVES = 64
+MAX_TOTAL_ALTERNATIVES = 128
+MAX_TOTAL_CHARS = 4096
+
 _EXPRESSION = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*([=~])(.*)$", re.DOTALL)
 _RANGE = re.compile(r"^(-?\d+)?\s*\.\.\s*(-?\d+)?$")
+_EMPTY = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,28 @@ def parse_where(
         expressions = [where]
     else:
         expressions = list(where)
+    _check_size(expressions)
     return tuple(_parse_one(expression) for expression in expressions)
+
+
+def _check_size(expressions: Sequence[str]) -> None:
+    """Refuse filters whose evaluation could cost more than the bounds allow, before any other work."""
+    chars = sum(len(str(expression)) for expression in expressions)
+    if chars > MAX_TOTAL_CHARS:
+        raise FilterError(f"filters too long: {chars} characters, at most {MAX_TOTAL_CHARS} in one request")
+    total = 0
+    for expression in expressions:
+        name = re.split(r"[=~]", str(expression), maxsplit=1)[0].strip()
+        if len(name) > MAX_NAME_CHARS:
+            raise FilterError(f"filter field name {name[:40]!r}... is longer than {MAX_NAME_CHARS} characters")
+        alternatives = str(expression).count("|") + 1
+        if alternatives > MAX_ALTERNATIVES:
+            raise FilterError(
+                f"filter on {name!r} has {alternatives} alternatives; at most {MAX_ALTERNATIVES} per filter"
+            )
+        total += alternatives
+    if total > MAX_TOTAL_ALTERNATIVES:
+        raise FilterError(f"filters have {total} alternatives in all; at most {MAX_TOTAL_ALTERNATIVES} in one request")
 
 
 def _parse_one(expression: str) -> Condition:
@@ -132,18 +167,26 @@ def field_values(record: Artwork, name: str) -> list[str]:
 class FilterIndex:
     """Answers conditions over records as sorted arrays of index keys, ready for the vector search's id
     selector. ``key_of`` gives a record's key (``VectorIndex.key_of``; None for a record not indexed, which
-    no filter then selects). Postings per field are built the first time the field is asked for.
+    no filter then selects). Postings per field are built the first time the field is asked for; a
+    ``metadata.<key>`` that no record holds selects nothing and builds nothing.
 
     It reads the records from the mapping it is given; call ``update(old, new)`` whenever a record in that
     mapping, or its key, changes: after indexing a new record, before removing one from the index.
+
+    ``select`` needs no lock held by the caller: postings are never changed in place, an update swaps in
+    new ones, so a long selection runs beside writes and other queries instead of in front of them.
     """
 
     def __init__(self, records: Mapping[str, Artwork], key_of: Callable[[str], int | None]):
         self._records = records
         self._key_of = key_of
-        self._postings: dict[str, dict[str, set[int]]] = {}
-        self._arrays: dict[tuple[str, str], np.ndarray] = {}  # postings as sorted arrays, made on demand
+        self._lock = threading.Lock()  # held only to swap postings in, never while selecting
+        self._version = 0  # bumped by every update: postings built across one are used once, not kept
+        self._postings: dict[str, dict[str, np.ndarray]] = {}
         self._years: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._metadata_keys: Counter[str] = Counter(
+            key.casefold() for record in list(records.values()) for key in record.metadata
+        )
 
     def select(self, conditions: Sequence[Condition]) -> np.ndarray | None:
         """Sorted int64 keys of the records meeting every condition; ``None`` when there are no conditions.
@@ -167,62 +210,72 @@ class FilterIndex:
         """Keep built postings current after ``old`` was replaced by ``new`` (either may be None)."""
         old_key = None if old is None else self._key_of(old.id)
         new_key = None if new is None else self._key_of(new.id)
-        for name, postings in self._postings.items():
-            if old is not None:
-                for value in field_values(old, name):
-                    holders = postings.get(value, set())
-                    holders.discard(old_key)
-                    if not holders:
-                        postings.pop(value, None)
-                    self._arrays.pop((name, value), None)
-            if new_key is not None:
-                for value in field_values(new, name):
-                    postings.setdefault(value, set()).add(new_key)
-                    self._arrays.pop((name, value), None)
-        self._years = None
+        with self._lock:
+            self._version += 1
+            self._metadata_keys.subtract(k.casefold() for k in (old.metadata if old else {}))
+            self._metadata_keys.update(k.casefold() for k in (new.metadata if new else {}))
+            for name, postings in list(self._postings.items()):
+                if name.startswith(METADATA_PREFIX) and self._metadata_keys[name[len(METADATA_PREFIX) :]] <= 0:
+                    del self._postings[name]  # no record holds the key any more
+                    continue
+                changed: dict[str, np.ndarray] = {}
+                for value in field_values(old, name) if old is not None and old_key is not None else ():
+                    held = changed.get(value, postings.get(value, _EMPTY))
+                    changed[value] = held[held != old_key]
+                for value in field_values(new, name) if new_key is not None else ():
+                    changed[value] = np.union1d(changed.get(value, postings.get(value, _EMPTY)), [new_key])
+                if changed:
+                    merged = {**postings, **changed}
+                    self._postings[name] = {value: keys for value, keys in merged.items() if len(keys)}
+            self._metadata_keys = +self._metadata_keys  # drop keys counted down to zero
+            self._years = None
 
     def _matching(self, condition: Condition) -> np.ndarray:
         if condition.ranges:
             return self._in_years(condition)
         postings = self._field_postings(condition.field)
         if condition.op == "=":
-            values = [value for value in condition.values if value in postings]
+            arrays = [postings[value] for value in condition.values if value in postings]
         else:
-            values = [value for value in postings if any(part in value for part in condition.values)]
-        arrays = [self._array(condition.field, value) for value in values]
+            arrays = [keys for value, keys in postings.items() if any(part in value for part in condition.values)]
         if len(arrays) == 1:
             return arrays[0]
-        return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
+        return np.unique(np.concatenate(arrays)) if arrays else _EMPTY
 
-    def _field_postings(self, name: str) -> dict[str, set[int]]:
-        if name not in self._postings:
-            postings: dict[str, set[int]] = {}
-            for record in self._records.values():
-                key = self._key_of(record.id)
-                if key is None:
-                    continue
+    def _field_postings(self, name: str) -> Mapping[str, np.ndarray]:
+        built = self._postings.get(name)
+        if built is not None:
+            return built
+        if name.startswith(METADATA_PREFIX) and name[len(METADATA_PREFIX) :] not in self._metadata_keys:
+            return {}
+        version = self._version
+        postings: dict[str, set[int]] = {}
+        for record in list(self._records.values()):
+            key = self._key_of(record.id)
+            if key is not None:
                 for value in field_values(record, name):
                     postings.setdefault(value, set()).add(key)
-            self._postings[name] = postings
-        return self._postings[name]
-
-    def _array(self, name: str, value: str) -> np.ndarray:
-        array = self._arrays.get((name, value))
-        if array is None:
-            array = np.sort(np.fromiter(self._postings[name][value], dtype=np.int64))
-            self._arrays[(name, value)] = array
-        return array
+        built = {value: np.array(sorted(keys), dtype=np.int64) for value, keys in postings.items()}
+        with self._lock:
+            if version == self._version:
+                self._postings[name] = built
+        return built
 
     def _in_years(self, condition: Condition) -> np.ndarray:
-        if self._years is None:
-            keyed = sorted((key, r) for r in self._records.values() if (key := self._key_of(r.id)) is not None)
+        years = self._years
+        if years is None:
+            version = self._version
+            records = list(self._records.values())
+            keyed = sorted((key, r) for r in records if (key := self._key_of(r.id)) is not None)
             keys = np.array([key for key, _ in keyed], dtype=np.int64)
-            records = [r for _, r in keyed]
             nan = math.nan
-            starts = np.array([nan if r.year_start is None else r.year_start for r in records], dtype=float)
-            ends = np.array([nan if r.year_end is None else r.year_end for r in records], dtype=float)
-            self._years = keys, starts, ends
-        keys, starts, ends = self._years
+            starts = np.array([nan if r.year_start is None else r.year_start for _, r in keyed], dtype=float)
+            ends = np.array([nan if r.year_end is None else r.year_end for _, r in keyed], dtype=float)
+            years = keys, starts, ends
+            with self._lock:
+                if version == self._version:
+                    self._years = years
+        keys, starts, ends = years
         # A record dated by one end only is taken as that single year.
         first_year = np.where(np.isnan(starts), ends, starts)
         last_year = np.where(np.isnan(ends), starts, ends)

@@ -203,11 +203,12 @@ class Recommender:
 
     def search(self, query: SimilarQuery) -> Recommendations:
         """Answer a SimilarQuery: the page ``offset .. offset + k`` of its ranking, explained."""
-        # Encoding a text takes tens of milliseconds: do it before taking the lock.
+        # Encoding a text takes tens of milliseconds and a substring filter up to a few hundred: both run
+        # before taking the lock, so a costly query never holds up the others or a refresh.
         encoded = self._encode(query.text) if query.text is not None else None
+        allowed = self._filters.select(query.where)
         with self._lock:
             vector, examples = self._query_vector(query, encoded)
-            allowed = self._filters.select(query.where)
             excluded = set(query.exclude) | set(examples) | self._same_texts(examples)
             depth = query.offset + query.k + 1  # one more than the page tells whether a next page exists
             wanted = pool_size(depth, self.min_pool, self.pool_step) if query.diversity else depth

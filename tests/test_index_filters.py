@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from critic.records import Artwork
@@ -146,3 +148,75 @@ def test_update_keeps_built_postings_true():
     assert filters.select(parse_where(["culture=Italian"])).tolist() == [70]
     assert filters.select(parse_where(["culture=Venetian"])).tolist() == [KEYS["1"]]
     assert filters.select(parse_where(["year=1470"])).tolist() == [70]
+
+
+@pytest.mark.parametrize(
+    "where, complaint",
+    [
+        (["description~" + "|".join(f"qz{n}" for n in range(3000))], "at most 4096"),  # the request
+        (["description~" + "|".join(f"qz{n}" for n in range(65))], "at most 64 per filter"),
+        ({"culture": [f"c{n}" for n in range(65)]}, "at most 64 per filter"),
+        ([f"title~{'|'.join('a' * 60)}", f"medium~{'|'.join('b' * 60)}", "culture=x|y|z|w|v|u|t|s|r"], "at most 128"),
+        (["metadata." + "k" * 70 + "=x"], "longer than 64 characters"),
+        ([f"title~{'x' * 500}"] * 9, "at most 4096"),
+    ],
+)
+def test_costly_filters_are_refused_before_any_work(where, complaint):
+    class Untouchable(dict):  # a selection would read the records: refusing must not get that far
+        armed = False
+
+        def values(self):
+            if self.armed:
+                raise AssertionError("the filter was evaluated")
+            return super().values()
+
+    records = Untouchable(RECORDS)
+    filters = FilterIndex(records, KEYS.get)
+    records.armed = True
+    with pytest.raises(FilterError, match=complaint):
+        filters.select(parse_where(where))
+
+
+def test_an_unknown_metadata_key_selects_nothing_and_is_not_kept():
+    records = dict(RECORDS)
+    filters = FilterIndex(records, KEYS.get)
+    for n in range(50):
+        assert filters.select(parse_where([f"metadata.nobody_has_{n}=x"])).tolist() == []
+    assert not [name for name in filters._postings if "nobody_has" in name]
+    assert ids_of(filters.select(parse_where(["metadata.dynasty=valois"]))) == {"2", "6"}
+    # A key that arrives with a new record is known from then on; one that leaves with its last record is dropped.
+    keys_7 = {**KEYS, "7": 70}
+    filters = FilterIndex(records, keys_7.get)
+    records["7"] = Artwork(id="7", metadata={"Workshop": "Limoges"})
+    filters.update(None, records["7"])
+    assert filters.select(parse_where(["metadata.workshop=limoges"])).tolist() == [70]
+    filters.update(records.pop("7"), None)
+    assert filters.select(parse_where(["metadata.workshop=limoges"])).tolist() == []
+    assert "metadata.workshop" not in filters._postings
+
+
+def test_selections_run_beside_updates():
+    records = {f"r{n}": Artwork(id=f"r{n}", culture="Italian" if n % 2 else "French") for n in range(2000)}
+    keys = {artwork_id: n for n, artwork_id in enumerate(records)}
+    filters = FilterIndex(records, keys.get)
+    filters.select(parse_where(["culture=italian"]))
+    stop = threading.Event()
+
+    def churn():
+        n = 0
+        while not stop.is_set():
+            old = records[f"r{n % 2000}"]
+            new = Artwork(id=old.id, culture="Italian" if old.culture == "French" else "French")
+            records[old.id] = new
+            filters.update(old, new)
+            n += 1
+
+    writer = threading.Thread(target=churn)
+    writer.start()
+    try:
+        for _ in range(200):
+            selected = filters.select(parse_where(["culture=italian|french"]))
+            assert len(selected) == 2000 and list(selected) == sorted(selected)
+    finally:
+        stop.set()
+        writer.join()
