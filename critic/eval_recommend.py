@@ -9,7 +9,7 @@ is trained once per collection and kept there too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from critic.embed import MODEL_ID, EmbeddingCache, embed_texts
 from critic.evaluate import (
     EVAL_LABELS,
+    Blocker,
     Scorer,
     dense_scorer,
     label_blind,
@@ -85,48 +86,78 @@ def rank_fusion(*scorers: Scorer, k: int = RRF_K) -> Scorer:
     return fused
 
 
+@dataclass
+class Protocol:
+    """What every variant shares: the collection, its sides and the true labels of every record."""
+
+    home: Home
+    records: list[Artwork]
+    style: StyleModel
+    fit_rows: np.ndarray
+    queries: np.ndarray
+    values: dict[str, np.ndarray]
+    k: int = 10
+
+    @classmethod
+    def load(cls, home: Home, side: str = "test", k: int = 10) -> Protocol:
+        if side not in ("validation", "test"):
+            raise ValueError(f"side must be validation or test, not {side!r}")
+        records = ArtworkStore(home.store_path).all()
+        style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
+        split = three_way_split(records)
+        row_of = {r.id: i for i, r in enumerate(records)}
+        fit_rows = np.array([row_of[i] for i in split.fit], dtype=np.int64)
+        queries = np.array([row_of[i] for i in getattr(split, side)], dtype=np.int64)
+        values = {name: np.array([label_of(r, name) for r in records], dtype=object) for name in EVAL_LABELS}
+        return cls(home, records, style, fit_rows, queries, values, k)
+
+    def variants(self, log: Callable[[str], None] = lambda _: None) -> Iterator[Variant]:
+        """Each variant's catalogue, the labels it scores and the candidates it rules out."""
+        self.home.eval_dir.mkdir(parents=True, exist_ok=True)
+        eval_cache = EmbeddingCache(self.home.eval_dir / "embeddings.sqlite")
+
+        def embedded(variant: list[Artwork], cache: EmbeddingCache) -> np.ndarray:
+            return embed_texts([r.text() for r in variant], cache, progress=True)[0]
+
+        log("as-is and other-creators")
+        catalogue = Catalogue(self.records, embedded(self.records, EmbeddingCache(self.home.cache_path)), self.style)
+        yield Variant("as-is", catalogue, EVAL_LABELS)
+        yield Variant("other-creators", catalogue, EVAL_LABELS, other_creators(self.records))
+        for name in EVAL_LABELS:
+            log(f"label-blind: {name}")
+            blind = [label_blind(r, [name]) for r in self.records]
+            yield Variant("label-blind", Catalogue(blind, embedded(blind, eval_cache), self.style), (name,))
+        log("metadata-only")
+        stripped = [metadata_only(r) for r in self.records]
+        embeddings = embedded(stripped, eval_cache)
+        style = _metadata_only_style(self.home, stripped, embeddings, self.fit_rows, log)
+        yield Variant("metadata-only", Catalogue(stripped, embeddings, style), EVAL_LABELS)
+
+    def precision(self, variant: Variant, scorer: Scorer) -> dict[str, np.ndarray]:
+        """Per scored label, each query's precision@k under ``scorer``."""
+        text_ids = text_ids_of(variant.catalogue.records)
+        neighbours = nearest_neighbours(scorer, self.queries, text_ids, self.k, variant.blocked)
+        return {name: query_precision(neighbours, self.values[name], self.queries) for name in variant.labels}
+
+
+@dataclass
+class Variant:
+    name: str
+    catalogue: Catalogue
+    labels: Sequence[str]
+    blocked: Blocker | None = None
+
+
 def evaluate_recommendations(
     home: Home, side: str = "test", k: int = 10, log: Callable[[str], None] = lambda _: None
 ) -> dict:
     """Run every variant and method on ``side`` ("validation" while choosing, "test" to report)."""
-    if side not in ("validation", "test"):
-        raise ValueError(f"side must be validation or test, not {side!r}")
-    records = ArtworkStore(home.store_path).all()
-    style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
-    split = three_way_split(records)
-    row_of = {r.id: i for i, r in enumerate(records)}
-    fit_rows = np.array([row_of[i] for i in split.fit], dtype=np.int64)
-    queries = np.array([row_of[i] for i in getattr(split, side)], dtype=np.int64)
-    values = {name: np.array([label_of(r, name) for r in records], dtype=object) for name in EVAL_LABELS}
-    build_cache, eval_cache = EmbeddingCache(home.cache_path), EmbeddingCache(home.eval_dir / "embeddings.sqlite")
-
-    def embedded(variant: list[Artwork], cache: EmbeddingCache) -> np.ndarray:
-        return embed_texts([r.text() for r in variant], cache, progress=True)[0]
-
-    def run(catalogue: Catalogue, labels: Sequence[str], blocked=None) -> dict[str, dict[str, np.ndarray]]:
-        text_ids = text_ids_of(catalogue.records)
-        hits = {}
-        for method, scorer in method_scorers(catalogue, fit_rows).items():
-            neighbours = nearest_neighbours(scorer, queries, text_ids, k, blocked)
-            hits[method] = {name: query_precision(neighbours, values[name], queries) for name in labels}
-        return hits
-
+    protocol = Protocol.load(home, side, k)
     per_query: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    log("as-is and other-creators")
-    catalogue = Catalogue(records, embedded(records, build_cache), style)
-    per_query["as-is"] = run(catalogue, EVAL_LABELS)
-    per_query["other-creators"] = run(catalogue, EVAL_LABELS, other_creators(records))
-    per_query["label-blind"] = {}
-    for name in EVAL_LABELS:
-        log(f"label-blind: {name}")
-        blind = [label_blind(r, [name]) for r in records]
-        for method, hits in run(Catalogue(blind, embedded(blind, eval_cache), style), [name]).items():
-            per_query["label-blind"].setdefault(method, {}).update(hits)
-    log("metadata-only")
-    stripped = [metadata_only(r) for r in records]
-    stripped_embeddings = embedded(stripped, eval_cache)
-    stripped_style = _metadata_only_style(home, stripped, stripped_embeddings, fit_rows, log)
-    per_query["metadata-only"] = run(Catalogue(stripped, stripped_embeddings, stripped_style), EVAL_LABELS)
+    for variant in protocol.variants(log):
+        methods = per_query.setdefault(variant.name, {})
+        for method, scorer in method_scorers(variant.catalogue, protocol.fit_rows).items():
+            methods.setdefault(method, {}).update(protocol.precision(variant, scorer))
 
     precision = {v: {m: summarise(hits) for m, hits in methods.items()} for v, methods in per_query.items()}
     margins = {}
@@ -136,9 +167,10 @@ def evaluate_recommendations(
     return {
         "k": k,
         "side": side,
-        "artworks": len(records),
-        "queries": {name: int((values[name][queries] != "").sum()) for name in EVAL_LABELS},
+        "artworks": len(protocol.records),
+        "queries": {name: int((protocol.values[name][protocol.queries] != "").sum()) for name in EVAL_LABELS},
         "shipped": SHIPPED,
+        "index_mix": protocol.style.meta.get("index"),
         "precision": precision,
         "shipped_minus_best_unsupervised": margins,
     }
