@@ -23,7 +23,6 @@ from critic.store import ArtworkStore
 from critic.style_model import (
     DATE_DIMS,
     DATE_SCALE,
-    INDEX_LATENT_WEIGHT,
     StyleModelError,
     load_style_model,
     save_style_model,
@@ -45,7 +44,7 @@ def training_data_hash(records: Sequence[Artwork], configs: Sequence[object]) ->
     for r in sorted(records, key=lambda r: r.id):
         labels = [label_of(r, name) for name in LABEL_FIELDS]
         digest.update(json.dumps([r.id, r.text_hash(), labels, r.keywords, r.year_start, r.year_end]).encode())
-    settings = [LEXICAL_DIMS, DATE_DIMS, DATE_SCALE, INDEX_LATENT_WEIGHT, *(asdict(c) for c in configs)]
+    settings = [LEXICAL_DIMS, DATE_DIMS, DATE_SCALE, *(asdict(c) for c in configs)]
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -121,7 +120,7 @@ def build(
         [r.id for r in records],
         style.index_vectors(embeddings, records),
         fingerprints=[r.text_hash() for r in records],
-        identity={"embedding_model": MODEL_ID, "vae": data_hash},
+        identity=style.index_identity,
     )
     index.save(home.index_dir)
     timings["index_s"] = time.perf_counter() - step
@@ -161,7 +160,7 @@ def build(
         "embedding_dim": int(embeddings.shape[1]),
         "newly_embedded": encoded,
         "latent_dim": style.latent_dim,
-        "index_mix": style.meta.get("index"),
+        "index_mix": {**style.meta.get("index", {}), "latent_weight": style.latent_weight},
         "index": {"kind": index.kind, "count": len(index)},
         "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "validation", "test")},
         "writer": writer_info,

@@ -75,7 +75,7 @@ class StyleModel:
     """What turns an artwork (its record and sentence embedding) into its style latent, its decoded attributes
     and the vector the index stores.
 
-    ``meta["index"]`` says how the index vector mixes latent and input (``latent_weight``) and why.
+    ``meta["index"]`` says whether the index vector mixes in the latent (``latent``) and why.
     """
 
     vae: StyleVAE
@@ -116,8 +116,15 @@ class StyleModel:
 
     @property
     def latent_weight(self) -> float:
-        """w above: 1 indexes the latent alone, 0 the input alone (``meta["index"]`` says why)."""
-        return float(self.meta.get("index", {}).get("latent_weight", INDEX_LATENT_WEIGHT))
+        """w above: INDEX_LATENT_WEIGHT, or 0 (the input alone) when the latent learned no informative label
+        (``meta["index"]`` says which and why)."""
+        return INDEX_LATENT_WEIGHT if self.meta.get("index", {}).get("latent", True) else 0.0
+
+    @property
+    def index_identity(self) -> dict:
+        """What the index's vectors depend on: a saved index made otherwise is rebuilt."""
+        return {"embedding_model": self.meta["embedding_model"], "vae": self.meta["data_hash"],
+                "latent_weight": self.latent_weight}
 
     @property
     def latent_dim(self) -> int:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from critic.labels import LabelVocab, label_of
 from critic.lexical import LexicalProjector
 from critic.records import Artwork
-from critic.style_model import INDEX_LATENT_WEIGHT, StyleModel, date_features, encode_latents, style_inputs
+from critic.style_model import StyleModel, date_features, encode_latents, style_inputs
 from critic.vae import StyleVAE, VAEConfig
 
 
@@ -167,9 +167,6 @@ def index_mix(vocab: LabelVocab, records: Sequence[Artwork]) -> dict:
     if vocab.keywords:
         informative.append("keywords")
     if not informative:
-        return {"latent_weight": 0.0, "reason": "no informative label to learn from: the index holds the input"}
-    return {
-        "latent_weight": INDEX_LATENT_WEIGHT,
-        "reason": f"latent and input mixed; the latent learned {', '.join(informative)}",
-    }
+        return {"latent": False, "reason": "no informative label to learn from: the index holds the input"}
+    return {"latent": True, "reason": f"latent and input mixed; the latent learned {', '.join(informative)}"}
 

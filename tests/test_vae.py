@@ -136,11 +136,15 @@ def test_date_features_peak_at_the_mid_year_and_are_zero_without_a_date():
 def test_a_catalogue_without_an_informative_label_indexes_its_input(toy):
     _, records = toy
     vocab = LabelVocab.fit(records)
-    assert index_mix(vocab, records)["latent_weight"] == INDEX_LATENT_WEIGHT
+    assert index_mix(vocab, records)["latent"] is True
     # One classification for nearly everything, no other label, no keywords: nothing for the latent to add.
     trivial = [Artwork(id=str(i), title="x", classification="Painting" if i % 50 else "Print") for i in range(200)]
     mix = index_mix(LabelVocab.fit(trivial), trivial)
-    assert mix["latent_weight"] == 0.0 and "no informative label" in mix["reason"]
+    assert mix["latent"] is False and "no informative label" in mix["reason"]
+    style = toy_style(*toy)
+    assert style.latent_weight == INDEX_LATENT_WEIGHT
+    style.meta["index"] = mix
+    assert style.latent_weight == 0.0 and style.index_identity["latent_weight"] == 0.0
 
 
 def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
