@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -133,6 +135,42 @@ def cached_embedder(cache: EmbeddingCache | None = None) -> Callable[[Sequence[s
     """``embed_texts`` through ``cache`` (None: uncached), returning the vectors only: what the writer calls
     an ``Embedder``."""
     return lambda texts: embed_texts(texts, cache)[0]
+
+
+def memory_embedder(cache: EmbeddingCache | None = None, maxsize: int = 2048) -> Callable[[Sequence[str]], np.ndarray]:
+    """An embedder that reads ``cache`` but never writes it: texts it lacks (drafts, query texts, new
+    artworks) are encoded and kept in a bounded in-memory LRU of ``maxsize`` vectors, so the persistent
+    cache holds the collection's texts only.
+
+    Example:
+        >>> embed = memory_embedder(maxsize=2)
+        >>> embed(["a bronze horse"]).shape
+        (1, 384)
+    """
+    recent: OrderedDict[str, np.ndarray] = OrderedDict()
+    lock = threading.Lock()
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        hashes = [text_hash(t) for t in texts]
+        with lock:
+            known = {h: recent[h] for h in hashes if h in recent}
+            for h in known:
+                recent.move_to_end(h)
+        missing = [h for h in dict.fromkeys(hashes) if h not in known]
+        if missing and cache is not None:
+            known.update(cache.get_many(missing))
+        todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in known}
+        if todo:
+            fresh = load_encoder().encode(list(todo.values()), normalize_embeddings=True)
+            new = dict(zip(todo, fresh, strict=True))
+            known.update(new)
+            with lock:
+                recent.update(new)
+                while len(recent) > maxsize:
+                    recent.popitem(last=False)
+        return np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, DIM), np.float32)
+
+    return embed
 
 
 @functools.lru_cache(maxsize=4096)

@@ -25,7 +25,7 @@ def walters_slice():
 @pytest.fixture(scope="session")
 def writer_config():
     """A small description writer: the same code path as the default, trained in seconds."""
-    from critic.writer import WriterTrainConfig
+    from critic.writer.train import WriterTrainConfig
 
     return WriterTrainConfig(epochs=3, embed_dim=64, cond_dim=32, hidden_dim=96)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from critic.records import Artwork
-from critic.writer import WriterInputError, build_lexicon, check_draft
+from critic.writer import NgramModel, WriterInputError, build_lexicon, check_draft
 from critic.writer.drafter import Grounding
 from critic.writer.grounding import VectorNeighbours
 from critic.writer.llm import LlamaDrafter, LlamaUnavailableError, llm_available, prompt_messages, prompt_neighbours
@@ -42,7 +42,7 @@ def grounding_of(collection, i: int) -> Grounding:
     hidden = replace(records[i], description="")
     own = embed([hidden.text()])[0]
     others = [j for j in range(len(records)) if j != i]
-    search = VectorNeighbours([records[j] for j in others], vectors[others], space="embedding")
+    search = VectorNeighbours([records[j] for j in others], vectors[others])  # embeddings serve as index vectors
     attributes = {"classification": hidden.classification.lower()} if hidden.classification else {}
     return Grounding(hidden, own, np.zeros(4, np.float32), attributes, search(hidden, own, own, 3))
 
@@ -97,7 +97,8 @@ def test_prompt_has_the_facts_and_only_supported_neighbour_text(collection):
 
 def test_registered_only_when_the_extra_is_installed():
     lexicon = build_lexicon([Artwork(id="1", title="Bowl", medium="bronze")])
-    assert ("smollm2" in make_drafters(None, embed, lexicon)) == llm_available()
+    gate = NgramModel.fit(["The panel is painted in tempera."] * 3)
+    assert ("smollm2" in make_drafters(None, embed, lexicon, gate)) == llm_available()
 
 
 def test_missing_extra_is_a_one_line_writer_input_error(monkeypatch):

@@ -26,16 +26,19 @@ class TinyWriter:
     metrics: dict
 
     # The style-model interface the Grounder asks for (critic.writer.grounding.StyleLike).
-    def latents(self, embeddings: np.ndarray, texts=None) -> np.ndarray:
+    def latents(self, embeddings: np.ndarray, records=None) -> np.ndarray:
         return (embeddings - self.embeddings.mean(0)) @ self.components
+
+    def index_vectors(self, embeddings: np.ndarray, records=None) -> np.ndarray:
+        return self.latents(embeddings)
+
+    def encode(self, embeddings: np.ndarray, records=None) -> tuple[np.ndarray, np.ndarray]:
+        latents = self.latents(embeddings)
+        return latents, latents
 
     @staticmethod
     def attributes(latents: np.ndarray) -> list[dict[str, str]]:
         return [{} for _ in latents]
-
-    @staticmethod
-    def index_vectors(latents: np.ndarray) -> np.ndarray:
-        return latents
 
     @staticmethod
     def embed(texts: list[str]) -> np.ndarray:
@@ -59,7 +62,7 @@ def attributes_of(record: Artwork) -> dict[str, str]:
 def tiny_writer() -> TinyWriter:
     from critic.corpus import load_walters
     from critic.embed import embed_texts
-    from critic.writer import WriterTrainConfig, train_writer
+    from critic.writer.train import WriterTrainConfig, train_writer
 
     records = [r for r in load_walters(limit=400) if r.description][:RECORDS]
     embeddings = embed_texts([r.text() for r in records])[0]

@@ -20,7 +20,7 @@ import torch
 from critic.records import Artwork
 from critic.writer.factcheck import check_draft, place_supported, record_words
 from critic.writer.lexicon import Lexicon, singular
-from critic.writer.model import BOS, PAD, UNK, WriterModel, detokenize, tokenize
+from critic.writer.model import BOS, PAD, UNK, WriterModel, conditioning_inputs, detokenize, padded, tokenize
 from critic.writer.slots import (
     OTHER_DATE,
     SLOT_FIELDS,
@@ -32,7 +32,6 @@ from critic.writer.slots import (
     slot_values,
     unfilled_slots,
 )
-from critic.writer.train import conditioning_inputs
 
 #: texts -> (n, dim) unit-length sentence embeddings (critic.embed.embed_texts without its count)
 Embedder = Callable[[list[str]], np.ndarray]
@@ -55,6 +54,7 @@ class Grounding:
     latent: np.ndarray  # its VAE posterior mean
     attributes: dict[str, str]  # attributes decoded from the latent, label -> value
     neighbours: list[Neighbour] = field(default_factory=list)
+    confidences: dict[str, float] = field(default_factory=dict)  # label -> the style model's probability
 
 
 @dataclass
@@ -69,6 +69,8 @@ class Draft:
     rejected: int  # candidates the fact check turned down
     slots: dict[str, str]
     lead: str = ""  # the metadata sentences the text opens with, if the drafter leads with them
+    unfluent: int = 0  # candidate sentences the fluency gate turned down
+    record_has_description: bool = False  # set by ``describe``: the record already has its own
 
     @property
     def body(self) -> str:
@@ -84,6 +86,8 @@ class Draft:
             "similarity": round(self.score, 4),
             "candidates": self.candidates,
             "rejected_by_fact_check": self.rejected,
+            "rejected_by_fluency_gate": self.unfluent,
+            "record_has_description": self.record_has_description,
         }
 
 
@@ -192,7 +196,6 @@ class DecoderDrafter:
         prompted: int = 0,
         lead: bool = False,
         lexicon: Lexicon | None = None,
-        name: str | None = None,
     ):
         self.model = model
         self.lexicon = lexicon or model.lexicon
@@ -204,7 +207,7 @@ class DecoderDrafter:
         self.neighbours = neighbours
         self.prompted = prompted
         flags = (("+neighbours", neighbours), ("+prompted", prompted), ("+lead", lead))
-        self.name = name or "decoder" + "".join(flag for flag, on in flags if on)
+        self.name = "decoder" + "".join(flag for flag, on in flags if on)
         vocab = model.config.vocab
         self._always_banned = torch.tensor([t in (PAD, BOS, UNK, f"<{OTHER_DATE}>") for t in vocab])
         self._slot_ids = {t[1:-1]: i for i, t in enumerate(vocab) if t[1:-1] in SLOTS}
@@ -234,11 +237,46 @@ class DecoderDrafter:
             banned[i] = token not in date_text
         return banned
 
+    @torch.inference_mode()
+    def preference(self, grounding: Grounding, templates: Sequence[str]) -> np.ndarray:
+        """How much the artwork's latent favours each delexicalised sentence: its per-token log-likelihood
+        under the target's conditioning minus that under a blank one (zero latent, no attributes, no title).
+
+        Example (with a trained drafter and a grounding):
+            drafter.preference(grounding, ["The <MATERIAL> bowl is gilded.", "The portrait shows a saint."])
+        """
+        if not templates:
+            return np.zeros(0, dtype=np.float32)
+        config = self.model.config
+        index = {t: i for i, t in enumerate(config.vocab)}
+        rows = [[index[BOS], *(index.get(t, index[UNK]) for t in tokenize(s))] for s in templates]
+        ids = padded(rows)
+        latent = np.asarray(grounding.latent, dtype=np.float32)[None, :]
+        target = conditioning_inputs(config, latent, [grounding.attributes], [grounding.record.title])
+        blank = conditioning_inputs(config, np.zeros((1, config.latent_dim), dtype=np.float32), [{}], [""])
+        decoder = self.model.decoder
+        decoder.eval()
+        scores = []
+        for inputs in (target, blank):
+            cond = decoder.conditioning(*inputs).expand(len(rows), -1)
+            logits, _ = decoder.logits(ids[:, :-1], cond)
+            logp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            mask = (ids[:, 1:] != index[PAD]).float()
+            scores.append((logp * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        return (scores[0] - scores[1]).numpy()
+
     def sample_texts(
         self, grounding: Grounding, seed: int, prefix: Sequence[str] = (), samples: int | None = None
     ) -> list[str]:
         """Decoder drafts with the target's slot values filled in; each continues ``prefix`` (tokens of a
         delexicalised sentence) when one is given."""
+        values = slot_values(grounding.record, self.lexicon)
+        return [fill(text, values) for text in self.sample_delexicalised(grounding, seed, prefix, samples)]
+
+    def sample_delexicalised(
+        self, grounding: Grounding, seed: int, prefix: Sequence[str] = (), samples: int | None = None
+    ) -> list[str]:
+        """Decoder drafts in whole sentences, slots not yet filled (only slots the target can fill)."""
         values = slot_values(grounding.record, self.lexicon)
         config = self.model.config
         n = samples or self.samples
@@ -260,7 +298,7 @@ class DecoderDrafter:
             text = " ".join(complete)
             if text and text[-1] not in ".!?":
                 text += "."
-            texts.append(fill(text, values))
+            texts.append(text)
         return texts
 
     def candidates(self, grounding: Grounding, seed: int) -> list[tuple[str, str]]:
@@ -287,7 +325,8 @@ class DecoderDrafter:
 
 
 class RetrievalDrafter:
-    """Baseline: the nearest neighbour's description with its slots refilled for the target."""
+    """Baseline: the nearest neighbour's description with its slots refilled for the target, keeping only
+    the sentences that pass the fact check (``supported_sentences``)."""
 
     name = "retrieval"
 
@@ -299,7 +338,8 @@ class RetrievalDrafter:
         values = slot_values(grounding.record, self.lexicon)
         for n in grounding.neighbours:
             if n.record.description.strip():
-                text = neighbour_text(n.record, self.lexicon, values)
+                refilled = neighbour_text(n.record, self.lexicon, values)
+                text = supported_sentences(refilled, grounding.record, self.lexicon)
                 if text:
                     score = float(self.embed([text])[0] @ grounding.embedding)
                     return Draft(text, self.name, f"neighbour:{n.record.id}", score, 1, 0, values)

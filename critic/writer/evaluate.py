@@ -21,11 +21,15 @@ from dataclasses import replace
 import numpy as np
 
 from critic.records import Artwork
+from critic.writer.collection import CLOSENESS_K, CollectionStats
 from critic.writer.critique import CritiqueWriter
 from critic.writer.drafter import Drafter, Embedder
 from critic.writer.factcheck import check_draft
+from critic.writer.faithfulness import unsupported_rate, visible_text
 from critic.writer.grounding import Grounder
-from critic.writer.lexicon import Lexicon
+from critic.writer.lexicon import Lexicon, words
+from critic.writer.reference import MISSING, perplexities, reference_available
+from critic.writer.slots import sentences
 
 _WORD = re.compile(r"\w+")
 
@@ -96,100 +100,233 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+def _interval(values: Sequence[float]) -> list[float]:
+    """A normal-approximation 95% interval of the mean."""
+    v = np.asarray(values, dtype=float)
+    half = 1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return [round(float(v.mean() - half), 4), round(float(v.mean() + half), 4)]
+
+
+def _cited(source: str, by_id: dict[str, Artwork]) -> list[Artwork]:
+    """The neighbours a draft's source names ("neighbour:12+decoder" -> record 12)."""
+    return [by_id[i] for i in re.findall(r"neighbour:([^+]+)", source) if i in by_id]
+
+
+def first_sentences(text: str, n: int = 3) -> str:
+    return " ".join(sentences(text)[:n])
+
+
 def evaluate_writer(
-    test: Sequence[Artwork],
+    side: Sequence[Artwork],
     drafters: Sequence[Drafter],
     grounder: Grounder,
     embed: Embedder,
     judge: Lexicon,
     *,
-    critique_writer: CritiqueWriter | None = None,
-    critique_samples: int = 50,
     limit: int | None = None,
+    fluency_samples: int = 40,
     seed: int = 0,
     log=None,
 ) -> dict:
-    """Run the writing protocol on the test artworks that have a description.
+    """Every drafter on the described artworks of ``side`` (a seeded sample of ``limit``), descriptions hidden.
 
-    ``judge`` is the lexicon the fact check uses to score every drafter (build it from the whole
-    collection). ``critique_writer`` (optional) is timed end to end, grounding included, on
-    ``critique_samples`` artworks for the per-critique latency. ``limit`` evaluates a seeded sample.
+    ``judge`` is the lexicon of the whole collection (the fact check's flag rate). The reference LM scores the
+    first ``fluency_samples`` drafts of each drafter and the curators' first three sentences of the same works.
     """
-    references = [r for r in test if r.description.strip()]
+    references = [r for r in side if r.description.strip()]
     if limit is not None and limit < len(references):
         references = random.Random(seed).sample(references, limit)
     if not references:
-        raise ValueError("no test artwork has a description to compare with")
+        raise ValueError("no held-out artwork has a description to compare with")
     hidden = [replace(r, description="") for r in references]
     started = time.perf_counter()
     groundings = grounder.ground_many(hidden)
     grounding_seconds = (time.perf_counter() - started) / len(hidden)
+    neighbours = {n.record.id: n.record for g in groundings for n in g.neighbours}
     reference_vectors = embed([r.description for r in references])
+    scored = references[:fluency_samples]
+    fluent = reference_available() and bool(scored)
+    reference_ppl = perplexities([first_sentences(r.description) for r in scored]) if fluent else []
     rows = []
     examples: dict[str, list[dict]] = {}
     for drafter in drafters:
-        texts, latencies, candidates, rejected = [], [], 0, 0
+        drafts, latencies = [], []
         for g in groundings:
             t0 = time.perf_counter()
-            draft = drafter.draft(g, seed)
+            drafts.append(drafter.draft(g, seed))
             latencies.append(time.perf_counter() - t0)
-            texts.append(draft.text)
-            candidates += draft.candidates
-            rejected += draft.rejected
-        vectors = embed(texts)
-        cosine = np.sum(vectors * reference_vectors, axis=1)
+        texts = [d.text for d in drafts]
+        cosine = np.sum(embed(texts) * reference_vectors, axis=1)
+        pairs = zip(texts, references, strict=True)
+        counts = [
+            unsupported_rate(t, h, _cited(d.source, neighbours)) for t, h, d in zip(texts, hidden, drafts, strict=True)
+        ]
         flagged = [bool(check_draft(t, r, judge)) for t, r in zip(texts, references, strict=True)]
-        rows.append(
-            {
-                "drafter": drafter.name,
-                "sbert_cosine": float(cosine.mean()),
-                "rouge_l": float(np.mean([rouge_l(t, r.description) for t, r in zip(texts, references, strict=True)])),
-                "bleu4": bleu4(texts, [r.description for r in references]),
-                "hallucination_rate": float(np.mean(flagged)),
-                "distinct_2": distinct_n(texts, 2),
-                "mean_words": float(np.mean([len(t.split()) for t in texts])),
-                "latency_p50_s": _percentile(latencies, 50),
-                "candidate_rejection_rate": rejected / candidates if candidates else 0.0,
-            }
-        )
+        row = {
+            "drafter": drafter.name,
+            "sbert_cosine": float(cosine.mean()),
+            "sbert_cosine_95ci": _interval(cosine),
+            "rouge_l": float(np.mean([rouge_l(t, r.description) for t, r in pairs])),
+            "bleu4": bleu4(texts, [r.description for r in references]),
+            "unsupported_content_rate": sum(u for u, _ in counts) / max(sum(n for _, n in counts), 1),
+            "fact_check_flag_rate": float(np.mean(flagged)),
+            "template_fallback_rate": float(np.mean([d.source == "template" for d in drafts])),
+            "distinct_2": distinct_n(texts, 2),
+            "mean_words": float(np.mean([len(t.split()) for t in texts])),
+            "latency_p50_s": _percentile(latencies, 50),
+        }
+        if fluent:
+            ppl = perplexities(texts[: len(scored)])
+            row["fluency_median_ppl"] = float(np.nanmedian(ppl))
+            row["curator_median_ppl"] = float(np.nanmedian(reference_ppl))
+            row["fluency_ratio"] = row["fluency_median_ppl"] / row["curator_median_ppl"]
+        rows.append(row)
         examples[drafter.name] = [
             {"id": r.id, "title": r.title, "draft": t, "reference": r.description}
             for r, t in list(zip(references, texts, strict=True))[:3]
         ]
         if log:
-            log(f"{drafter.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items() if isinstance(v, float)))
-    result = {
+            log(f"{drafter.name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)))
+    return {
         "artworks": len(references),
+        "fluency_artworks": len(scored) if fluent else 0,
+        **({} if fluent else {"fluency": MISSING}),
         "grounding_seconds_per_artwork": grounding_seconds,
         "rows": rows,
         "examples": examples,
     }
-    if critique_writer is not None:
-        latencies = []
-        for record in hidden[:critique_samples]:
-            t0 = time.perf_counter()
-            critique_writer.critique(grounder.ground(record), tone="critique", seed=seed)
-            latencies.append(time.perf_counter() - t0)
-        result["critique_latency_p50_s"] = _percentile(latencies, 50)
-        result["critique_latency_p90_s"] = _percentile(latencies, 90)
-        result["critique_drafter"] = critique_writer.drafter.name
-    return result
+
+
+_QUOTED = re.compile(r'“[^”]*”|"[^"]*"')
+_PARENS = re.compile(r"\([^()]*\)")
+
+
+def template_key(sentence: str, vocabulary: set[str]) -> str:
+    """A sentence with what varies from work to work masked: quotations, parentheses, numbers and any word of
+    the record's or its neighbours' fields become placeholders.
+
+    Example:
+        >>> template_key("Its medium, bronze, is rare here: 12 of 900 works.", {"bronze"})
+        'its medium, x, is rare here: # of # works.'
+    """
+    text = _PARENS.sub("(…)", _QUOTED.sub("“…”", sentence))
+    text = re.sub(r"\d[\d,.]*\d|\d", "#", text)
+    text = re.sub(r"[A-Za-zÀ-ÿ][\w'’-]*", lambda m: "x" if m.group(0).lower() in vocabulary else m.group(0), text)
+    text = re.sub(r"\bx(?:[\s,;]+x)+\b", "x", text)
+    return text.lower()
+
+
+def _vocabulary(critique: dict, record: Artwork, others: Sequence[Artwork]) -> set[str]:
+    texts = [visible_text(record), *(visible_text(o) for o in others)]
+    texts += [a["value"] for a in critique["evidence"].get("attributes", {}).values()]
+    return {w.lower() for t in texts for w in words(t)}
+
+
+def evaluate_critiques(
+    side: Sequence[Artwork],
+    writer: CritiqueWriter,
+    grounder: Grounder,
+    below: Sequence[Artwork],
+    judge: Lexicon,
+    *,
+    samples: int = 200,
+    tone: str = "critique",
+    seed: int = 0,
+) -> dict:
+    """Critiques of a seeded sample of ``side`` as a reader gets them (descriptions visible, neighbours from
+    ``below``): how often each sentence template recurs, latency p50/p99 with grounding, evidence first.
+
+    The facts line ("What it is") and the attributed quotation of the record's own description are left out
+    of the template count: the first is the catalogue's data in one fixed form, the second quotes the museum.
+    """
+    rng = random.Random(seed)
+    chosen = rng.sample(list(side), min(samples, len(side)))
+    probe = rng.sample(list(below), min(300, len(below)))
+    probed = grounder.ground_many(probe, CLOSENESS_K)
+    closeness = [float(np.mean([n.score for n in g.neighbours])) for g in probed if g.neighbours]
+    writer.collection = CollectionStats.build([*below, *side], judge, closeness)
+    by_id = {r.id: r for r in below}
+    latencies, counts = [], Counter()
+    quoted = described = 0
+    drafted_sections = 0
+    for record in chosen:
+        t0 = time.perf_counter()
+        critique = writer.critique(grounder.ground(record, 8), tone=tone, seed=seed).to_json()
+        latencies.append(time.perf_counter() - t0)
+        evidence = critique["evidence"]
+        if record.description.strip():
+            described += 1
+            used = evidence["description"].get("sentences", [])
+            quoted += bool(used) and all(s in record.description for s in used)
+        else:
+            drafted_sections += evidence["description"]["source"] == "draft"
+        others = [by_id[n["id"]] for n in evidence["neighbours"] if n["id"] in by_id]
+        vocabulary = _vocabulary(critique, record, others)
+        keys = set()
+        for section in critique["sections"]:
+            if section["title"] in ("What it is", "Description") and evidence["description"]["source"] != "draft":
+                continue
+            if section["title"] == "What it is":
+                continue
+            keys.update(template_key(s, vocabulary) for s in sentences(section["text"]))
+        counts.update(keys)
+    top = counts.most_common(5)
+    return {
+        "critiques": len(chosen),
+        "tone": tone,
+        "latency_p50_s": _percentile(latencies, 50),
+        "latency_p99_s": _percentile(latencies, 99),
+        "most_frequent_templates": [{"template": k, "share": n / len(chosen)} for k, n in top],
+        "top_template_share": top[0][1] / len(chosen) if top else 0.0,
+        "described": described,
+        "described_quoting_own_description": quoted / described if described else None,
+        "undescribed_with_drafted_description": drafted_sections,
+    }
 
 
 def format_table(result: dict) -> str:
-    """The evaluation rows as a Markdown table."""
+    """One side's rows as a Markdown table."""
     columns = [
         ("drafter", "drafter", "{}"),
         ("sbert_cosine", "SBERT cos", "{:.3f}"),
         ("rouge_l", "ROUGE-L", "{:.3f}"),
         ("bleu4", "BLEU-4", "{:.4f}"),
-        ("hallucination_rate", "halluc.", "{:.1%}"),
+        ("unsupported_content_rate", "unsupported", "{:.1%}"),
+        ("fact_check_flag_rate", "fact-check flags", "{:.1%}"),
+        ("fluency_ratio", "fluency ratio", "{:.2f}"),
         ("distinct_2", "distinct-2", "{:.3f}"),
         ("mean_words", "words", "{:.0f}"),
+        ("template_fallback_rate", "template", "{:.0%}"),
         ("latency_p50_s", "p50 s/draft", "{:.3f}"),
-        ("candidate_rejection_rate", "cand. rejected", "{:.1%}"),
     ]
     lines = ["| " + " | ".join(c[1] for c in columns) + " |", "|" + "---|" * len(columns)]
     for row in result["rows"]:
-        lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in columns) + " |")
+        cells = [fmt.format(row[key]) if key in row else "n/a" for key, _, fmt in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_report(result: dict) -> str:
+    """`critic eval writer` as text: both sides' tables, the critiques' figures and the calibration."""
+    lines = [f"default drafter: {result['default_drafter']} (chosen on the validation side)"]
+    for side in ("validation", "test"):
+        part = result[side]
+        fluency = f"fluency on {part['fluency_artworks']}" if part["fluency_artworks"] else part.get("fluency", "")
+        lines += ["", f"{side}: {part['artworks']} held-out described artworks ({fluency})", format_table(part)]
+    c = result["critiques"]
+    lines += [
+        "",
+        f"critiques ({c['critiques']} test-side works, {c['tone']} tone, grounding included): "
+        f"p50 {c['latency_p50_s']:.3f} s, p99 {c['latency_p99_s']:.3f} s",
+        f"described works quoting their own description: {c['described_quoting_own_description']:.0%} "
+        f"of {c['described']}",
+        "most frequent sentence templates (share of critiques):",
+        *(f"  {t['share']:.1%}  {t['template']}" for t in c["most_frequent_templates"]),
+        "",
+        "attribute thresholds (calibrated on validation, target agreement "
+        f"{result['calibration']['target_precision']:.0%}): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result["calibration"]["thresholds"].items()),
+        f"fluency gate: per-token perplexity <= {result['fluency_gate']['threshold']} "
+        f"(the {result['fluency_gate']['quantile']:.0%} quantile of validation curator sentences)",
+    ]
     return "\n".join(lines)

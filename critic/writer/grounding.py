@@ -1,7 +1,7 @@
 """Building ``Grounding``s: the artwork's embedding, latent, decoded attributes and neighbours.
 
 The writer loads no models itself. A ``Grounder`` takes an embedder, a style model (anything with
-``latents(embeddings, texts)``, ``attributes(latents)`` and ``index_vectors(latents)``, as
+``latents``, ``index_vectors`` and ``encode`` (both) of ``(embeddings, records)``, and ``attributes(latents)``, as
 critic.style_model.StyleModel has) and a neighbour search, so the CLI and the API can use the service's
 FAISS index while the evaluation searches the train split only.
 """
@@ -25,11 +25,13 @@ NeighbourSearch = Callable[[Artwork, np.ndarray, np.ndarray, int], list[Neighbou
 class StyleLike(Protocol):
     """What the writer needs from the style model (critic.style_model.StyleModel fits)."""
 
-    def latents(self, embeddings: np.ndarray, texts: Sequence[str]) -> np.ndarray: ...
+    def latents(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> np.ndarray: ...
+
+    def index_vectors(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> np.ndarray: ...
+
+    def encode(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> tuple[np.ndarray, np.ndarray]: ...
 
     def attributes(self, latents: np.ndarray) -> list[dict[str, str]]: ...
-
-    def index_vectors(self, latents: np.ndarray) -> np.ndarray: ...
 
     @property
     def latent_dim(self) -> int: ...
@@ -38,21 +40,18 @@ class StyleLike(Protocol):
 class VectorNeighbours:
     """Exact cosine search over a fixed set of records (the train split, in the evaluation).
 
-    ``vectors`` are the records' index vectors (or sentence embeddings when ``space`` is "embedding").
-    The record itself and records with its exact description are never returned.
+    ``vectors`` are the records' index vectors. The record itself and records with its exact description
+    are never returned.
     """
 
-    def __init__(self, records: Sequence[Artwork], vectors: np.ndarray, space: str = "latent"):
-        if space not in ("latent", "embedding"):
-            raise ValueError(f"space must be 'latent' or 'embedding', got {space!r}")
+    def __init__(self, records: Sequence[Artwork], vectors: np.ndarray):
         if len(records) != len(vectors):
             raise ValueError("records and vectors must have the same length")
         self.records = list(records)
         self.vectors = normalise(vectors)
-        self.space = space
 
     def __call__(self, record: Artwork, embedding: np.ndarray, index_vector: np.ndarray, k: int):
-        query = normalise(index_vector if self.space == "latent" else embedding)
+        query = normalise(index_vector)
         scores = self.vectors @ query
         out: list[Neighbour] = []
         for i in np.argsort(-scores, kind="stable"):
@@ -64,6 +63,23 @@ class VectorNeighbours:
             if len(out) == k:
                 break
         return out
+
+
+def attribute_confidences(style: StyleLike, latents: np.ndarray) -> list[dict[str, float]]:
+    """The style model's probability of its most likely class per label (label -> p), per latent; empty dicts
+    for a style model without attribute heads (``vae.attribute_logits`` and ``vocab.classes``)."""
+    vae, vocab = getattr(style, "vae", None), getattr(style, "vocab", None)
+    if vae is None or vocab is None:
+        return [{} for _ in latents]
+    import torch
+
+    with torch.no_grad():
+        logits = vae.attribute_logits(torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)))
+    out: list[dict[str, float]] = [{} for _ in latents]
+    for name in vocab.classes:
+        for row, p in enumerate(logits[name].softmax(-1).max(-1).values.tolist()):
+            out[row][name] = float(p)
+    return out
 
 
 @dataclass
@@ -80,13 +96,11 @@ class Grounder:
             return []
         texts = [r.text() for r in records]
         embeddings = self.embed(texts)
-        latents = self.style.latents(embeddings, texts)
+        latents, index_vectors = self.style.encode(embeddings, records)
         attributes = self.style.attributes(latents)
-        index_vectors = self.style.index_vectors(latents)
-        return [
-            Grounding(r, e, z, a, self.neighbours(r, e, v, k))
-            for r, e, z, a, v in zip(records, embeddings, latents, attributes, index_vectors, strict=True)
-        ]
+        confidences = attribute_confidences(self.style, latents)
+        rows = zip(records, embeddings, latents, attributes, index_vectors, confidences, strict=True)
+        return [Grounding(r, e, z, a, self.neighbours(r, e, v, k), c) for r, e, z, a, v, c in rows]
 
     def ground(self, record: Artwork, k: int = 3) -> Grounding:
         return self.ground_many([record], k)[0]

@@ -147,11 +147,9 @@ class LlamaDrafter:
         top_p: float = 0.9,
         max_tokens: int = 96,
         neighbours: int = 3,
-        lead: bool = False,
         n_threads: int = 2,
         n_ctx: int = 2048,
         model_path: str | Path | None = None,
-        name: str = LLM_DRAFTER,
     ):
         self.embed = embed
         self.lexicon = lexicon
@@ -160,11 +158,10 @@ class LlamaDrafter:
         self.top_p = top_p
         self.max_tokens = max_tokens
         self.neighbours = neighbours
-        self.lead = lead
         self.n_threads = n_threads
         self.n_ctx = n_ctx
         self.model_path = model_path
-        self.name = name
+        self.name = LLM_DRAFTER
         self._llama = None
         self._lock = threading.Lock()  # a llama context serves one generation at a time
 
@@ -212,7 +209,7 @@ class LlamaDrafter:
         cleaned = [clean_output(t) for t in self.sample_texts(grounding, seed, shown)]
         flagged = sum(1 for t in cleaned if t and check_draft(t, record, self.lexicon))
         pool = [(supported_sentences(t, record, self.lexicon), "llm") for t in cleaned]
-        chosen = pick(pool, grounding, self.embed, self.lexicon, self.name, self.lead)
+        chosen = pick(pool, grounding, self.embed, self.lexicon, self.name)
         chosen.rejected = flagged
         used = [r.id for r, _ in shown] if chosen.source == "llm" else []
         return LlamaDraft(**{f.name: getattr(chosen, f.name) for f in fields(Draft)}, neighbours=used)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -97,6 +98,38 @@ def build_vocab(token_lists: Iterable[Sequence[str]], min_count: int = 3, max_si
 def attribute_tokens(attributes: dict[str, str]) -> list[str]:
     """'period=renaissance'-style tokens of a decoded attribute dict."""
     return [f"{name}={str(value).strip().lower()}" for name, value in sorted(attributes.items()) if value]
+
+
+def title_ids(title: str, index: dict[str, int]) -> list[int]:
+    """Vocabulary ids of the title's words (lower-cased form first: descriptions rarely capitalise them)."""
+    ids = []
+    for word in tokenize(title):
+        token_id = index.get(word.lower(), index.get(word))
+        if token_id is not None and word.isalpha():
+            ids.append(token_id)
+    return ids
+
+
+def padded(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
+    width = width or max((len(r) for r in rows), default=1) or 1
+    out = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row[:width])] = torch.tensor(row[:width], dtype=torch.long)
+    return out
+
+
+def conditioning_inputs(
+    config: WriterConfig, latents: np.ndarray, attributes: Sequence[dict[str, str]], titles: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tensors for ``DraftDecoder.conditioning`` from latents, decoded attribute dicts and titles."""
+    if latents.ndim != 2 or latents.shape[1] != config.latent_dim:
+        raise ValueError(f"latents must have shape (n, {config.latent_dim}), got {latents.shape}")
+    attribute_index = {a: i + 1 for i, a in enumerate(config.attribute_vocab)}
+    token_index = {t: i for i, t in enumerate(config.vocab)}
+    attribute_rows = [[attribute_index[a] for a in attribute_tokens(d) if a in attribute_index] for d in attributes]
+    title_rows = [title_ids(t, token_index) for t in titles]
+    latent = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32))
+    return latent, padded(attribute_rows), padded(title_rows)
 
 
 class DraftDecoder(nn.Module):

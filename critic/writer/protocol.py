@@ -1,8 +1,10 @@
-"""The writer on the split of docs/design.md: what ``critic train writer`` and ``critic eval writer`` run.
+"""The writer on the creator split with a validation side: what ``critic train writer`` and ``critic eval writer``
+run (docs/design.md, "Evaluation protocol").
 
-Both take the whole collection and split it by creator (critic.split); the writer trains on the train
-side's descriptions only, and the evaluation drafts for the test side with neighbours from the train
-side only, so no held-out description reaches a drafter.
+critic.split.three_way_split gives fit, validation and test. The decoder and the fluency gate learn from the
+fit side only; the validation side calibrates the gate's threshold and the attribute confidences and chooses
+the default drafter; the test side is reported once. Drafts for an evaluated side see neighbours from the
+sides below it only (validation: fit; test: fit and validation), never a held-out description.
 """
 
 from __future__ import annotations
@@ -10,24 +12,43 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from critic.atomic import write_atomically
 from critic.embed import MODEL_ID
 from critic.records import Artwork
-from critic.split import split_by_creator
+from critic.split import three_way_split
+from critic.writer.calibration import CALIBRATION_FILE, calibrate_attributes
 from critic.writer.critique import CritiqueWriter
 from critic.writer.drafter import DecoderDrafter, Drafter, Embedder, RetrievalDrafter, TemplateDrafter
-from critic.writer.evaluate import evaluate_writer
-from critic.writer.grounding import Grounder, StyleLike, VectorNeighbours
+from critic.writer.edit import DEFAULT_DRAFTER, SentenceDrafter, default_drafter
+from critic.writer.evaluate import evaluate_critiques, evaluate_writer
+from critic.writer.fluency import FLUENCY_FILE, NgramModel, fit_fluency
+from critic.writer.grounding import Grounder, StyleLike, VectorNeighbours, attribute_confidences
 from critic.writer.inputs import WriterInputError
 from critic.writer.lexicon import Lexicon, build_lexicon
 from critic.writer.llm import LLM_DRAFTER, LlamaDrafter, LlamaUnavailableError, llm_available
 from critic.writer.model import WriterModel, WriterModelError, load_writer
 from critic.writer.train import WriterTrainConfig, train_writer
 
-#: The drafter the service uses; the evaluation measures it beside the others.
-DEFAULT_DRAFTER = "decoder+lead"
+#: Bumped when what the writer trains on changes (2: the fit side only, no longer fit + validation).
+TRAINING_SET = 2
+
+
+@dataclass
+class Sides:
+    """Records of each side of critic.split.three_way_split, in input order."""
+
+    fit: list[Artwork]
+    validation: list[Artwork]
+    test: list[Artwork]
+
+
+def split_sides(records: Sequence[Artwork], seed: int = 0) -> Sides:
+    split = three_way_split(records, seed=seed)
+    by_id = {r.id: r for r in records}
+    return Sides(*([by_id[i] for i in ids] for ids in (split.fit, split.validation, split.test)))
 
 
 def metadata_only(record: Artwork) -> Artwork:
@@ -35,39 +56,26 @@ def metadata_only(record: Artwork) -> Artwork:
     return replace(record, description="")
 
 
-def make_drafters(model: WriterModel | None, embed: Embedder, lexicon: Lexicon | None = None) -> dict[str, Drafter]:
-    """Every drafter by name: decoder variants, both baselines and, when the optional extra ``llm`` is
-    installed, the SmolLM2 drafter "smollm2" (critic.writer.llm), sharing one embedder. Without a trained
-    ``model`` (None) only the drafters that need none; give a lexicon then.
+def make_drafters(
+    model: WriterModel | None, embed: Embedder, lexicon: Lexicon, fluency: NgramModel
+) -> dict[str, Drafter]:
+    """Every drafter the evaluation compares, by name: retrieve-and-edit with and without the decoder (its
+    ranking, its samples), the decoder's own samples, both baselines and, with the optional extra ``llm``, the
+    SmolLM2 drafter. Without a trained ``model`` (None) only those that need none.
 
-    ``embed`` here embeds draft texts; give it no cache (drafts are never asked for twice).
+    ``embed`` embeds draft texts: give it no persistent cache (critic.embed.memory_embedder).
     """
-    if lexicon is None and model is None:
-        raise ValueError("make_drafters needs a lexicon when no writer model is given")
-    lexicon = lexicon or model.lexicon
-    decoders = [] if model is None else [
-        DecoderDrafter(model, embed, samples=8, lexicon=lexicon),
-        DecoderDrafter(model, embed, samples=8, neighbours=3, lexicon=lexicon),
-        DecoderDrafter(model, embed, samples=4, neighbours=3, prompted=2, lexicon=lexicon),
-        DecoderDrafter(model, embed, samples=8, lead=True, lexicon=lexicon),
-        DecoderDrafter(model, embed, samples=8, neighbours=3, lead=True, lexicon=lexicon),
-    ]
-    baselines = [RetrievalDrafter(lexicon, embed), TemplateDrafter(lexicon, embed)]
-    optional = [LlamaDrafter(embed, lexicon, name=LLM_DRAFTER)] if llm_available() else []
-    return {d.name: d for d in [*decoders, *baselines, *optional]}
-
-
-def default_drafter(model: WriterModel, embed: Embedder, lexicon: Lexicon | None = None) -> Drafter:
-    """The service's drafter; pass a lexicon of the whole collection so the fact check knows every
-    creator's name."""
-    return make_drafters(model, embed, lexicon)[DEFAULT_DRAFTER]
-
-
-def split_records(records: Sequence[Artwork], seed: int = 0) -> tuple[list[Artwork], list[Artwork]]:
-    """(train, test) records by critic.split.split_by_creator."""
-    train_ids, test_ids = split_by_creator(records, seed=seed)
-    by_id = {r.id: r for r in records}
-    return [by_id[i] for i in train_ids], [by_id[i] for i in test_ids]
+    drafters: list[Drafter] = [SentenceDrafter(None, embed, lexicon, fluency)]
+    if model is not None:
+        drafters += [
+            default_drafter(model, embed, lexicon, fluency),
+            SentenceDrafter(model, embed, lexicon, fluency, samples=8, decoder_weight=0.1),
+            DecoderDrafter(model, embed, samples=8, lexicon=lexicon),
+        ]
+    drafters += [RetrievalDrafter(lexicon, embed), TemplateDrafter(lexicon, embed)]
+    if llm_available():
+        drafters.append(LlamaDrafter(embed, lexicon))
+    return {d.name: d for d in drafters}
 
 
 def train_writer_on_split(
@@ -77,23 +85,23 @@ def train_writer_on_split(
     config: WriterTrainConfig | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[WriterModel, dict]:
-    """`critic train writer`: train on the descriptions of the train split, conditioned on ``style``.
+    """`critic train writer`: train on the descriptions of the fit side, conditioned on ``style``.
 
-    ``embed`` should be the cached embedder of the build (the train texts are already embedded there);
+    ``embed`` should be the cached embedder of the build (the fit texts are already embedded there);
     the metadata-only texts it embeds once are cached too.
     """
-    train, _ = split_records(records)
-    described = [r for r in train if r.description.strip()]
+    sides = split_sides(records)
+    described = [r for r in sides.fit if r.description.strip()]
     texts = [r.text() for r in described]
-    metadata_texts = [metadata_only(r).text() for r in described]
-    latents = style.latents(embed(texts), texts)
-    metadata_latents = style.latents(embed(metadata_texts), metadata_texts)
+    metadata_records = [metadata_only(r) for r in described]
+    latents = style.latents(embed(texts), described)
+    metadata_latents = style.latents(embed([r.text() for r in metadata_records]), metadata_records)
     return train_writer(
         described,
         latents,
         style.attributes(latents),
         metadata_latents=metadata_latents,
-        lexicon=build_lexicon(train),
+        lexicon=build_lexicon(sides.fit),
         config=config,
         embedding_model=MODEL_ID,
         log=log,
@@ -101,9 +109,33 @@ def train_writer_on_split(
 
 
 def writer_identity(style_hash: str, config: WriterTrainConfig) -> str:
-    """What a trained writer depends on: the style model (its training-data hash) and the writer's settings."""
-    payload = json.dumps([MODEL_ID, style_hash, asdict(config)], sort_keys=True)
+    """What a trained writer depends on: the style model (its training-data hash), the writer's settings and
+    the side it trains on."""
+    payload = json.dumps([MODEL_ID, style_hash, asdict(config), TRAINING_SET], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def calibrate_on_validation(sides: Sides, style: StyleLike, embed: Embedder) -> dict:
+    """Attribute confidence thresholds and reliability on the validation side (critic.writer.calibration)."""
+    latents = style.latents(embed([r.text() for r in sides.validation]), sides.validation)
+    return calibrate_attributes(sides.validation, style.attributes(latents), attribute_confidences(style, latents))
+
+
+def ensure_gates(directory: Path, records: Sequence[Artwork], style: StyleLike, embed: Embedder, identity: str) -> dict:
+    """The fluency gate (``fluency.npz``) and attribute calibration (``calibration.json``) beside the writer,
+    made on the fit and validation sides unless they were made for this ``identity``. Returns the calibration."""
+    try:
+        calibration = json.loads((directory / CALIBRATION_FILE).read_text())
+        if calibration.get("identity") == identity and (directory / FLUENCY_FILE).is_file():
+            return calibration
+    except (OSError, ValueError):
+        pass
+    sides = split_sides(records)
+    lexicon = build_lexicon(records)
+    fit_fluency(sides.fit, sides.validation, lexicon).save(directory / FLUENCY_FILE)
+    calibration = {"identity": identity, **calibrate_on_validation(sides, style, embed)}
+    write_atomically(directory / CALIBRATION_FILE, json.dumps(calibration, indent=1).encode())
+    return calibration
 
 
 def ensure_writer(
@@ -117,13 +149,15 @@ def ensure_writer(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """The writer in ``directory``, reused when it was trained for this style model and config, else trained
-    on the train split and saved. Returns its provenance (training sizes, perplexities, seconds, reused)."""
+    on the fit side and saved; its gates (ensure_gates) likewise. Returns its provenance (training sizes,
+    perplexities, seconds, reused)."""
     config = config or WriterTrainConfig()
     identity = writer_identity(style_hash, config)
     if not force:
         try:
             existing = load_writer(directory, latent_dim=style.latent_dim, embedding_model=MODEL_ID)
             if existing.config.provenance.get("identity") == identity:
+                ensure_gates(directory, records, style, embed, identity)
                 return {**existing.config.provenance, "reused": True}
         except WriterModelError:
             pass
@@ -136,6 +170,7 @@ def ensure_writer(
         **{k: round(v, 2) for k, v in last.items() if k.endswith("perplexity")},
     )
     model.save(directory)
+    ensure_gates(directory, records, style, embed, identity)
     return {**model.config.provenance, "reused": False}
 
 
@@ -147,41 +182,59 @@ def evaluate_writer_on_split(
     embed_drafts: Embedder,
     *,
     drafters: Sequence[str] | None = None,
-    limit: int | None = None,
-    critique_samples: int = 50,
+    limit: int | None = 150,
+    fluency_samples: int = 40,
+    critique_samples: int = 200,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """`critic eval writer`: the writing protocol of docs/design.md for every drafter and both baselines.
+    """`critic eval writer`: every drafter on the validation side (where the default is chosen), then on the
+    test side once; then critiques as a reader gets them on a sample of the test side (stock-sentence share,
+    latency, evidence first).
 
-    ``embed`` (cached) embeds record texts, ``embed_drafts`` (uncached) the drafts. ``drafters`` picks
-    names from ``make_drafters`` (default: all; with ``model`` None, those that need no trained writer, and
-    no per-critique latency). ``limit`` evaluates a seeded sample of the test side.
+    ``embed`` (cached) embeds record texts, ``embed_drafts`` (uncached) the drafts. ``drafters`` picks names
+    from ``make_drafters`` (default: all). ``limit`` drafts for a seeded sample of each side's described works,
+    ``fluency_samples`` of them are scored by the reference LM (slow on a CPU).
     """
-    train, test = split_records(records)
-    described = [r for r in train if r.description.strip()]
-    texts = [r.text() for r in described]
-    index_vectors = style.index_vectors(style.latents(embed(texts), texts))
-    grounder = Grounder(embed, style, VectorNeighbours(described, index_vectors))
+    sides = split_sides(records)
     judge = build_lexicon(records)
-    available = make_drafters(model, embed_drafts, judge)
+    fluency = fit_fluency(sides.fit, sides.validation, judge)
+    calibration = calibrate_on_validation(sides, style, embed)
+    available = make_drafters(model, embed_drafts, judge, fluency)
     if LLM_DRAFTER in (drafters or ()) and LLM_DRAFTER not in available:
         raise LlamaUnavailableError(f"drafter {LLM_DRAFTER!r} needs the optional extra 'llm' (see the README)")
     unknown = [name for name in drafters or () if name not in available]
     if unknown:
         raise WriterInputError(f"unknown drafter {unknown[0]!r}; choose from {', '.join(available)}")
     chosen = [available[name] for name in (drafters or available)]
-    result = evaluate_writer(
-        test,
-        chosen,
-        grounder,
-        embed_drafts,
-        judge,
-        critique_writer=CritiqueWriter(available[DEFAULT_DRAFTER], judge) if DEFAULT_DRAFTER in available else None,
-        critique_samples=critique_samples,
-        limit=limit,
-        seed=seed,
-        log=log,
+    result: dict = {
+        "split": {"fit": len(sides.fit), "validation": len(sides.validation), "test": len(sides.test)},
+        "default_drafter": DEFAULT_DRAFTER,
+        "fluency_gate": {"quantile": 0.9, "threshold": round(fluency.threshold, 2)},
+        "calibration": calibration,
+    }
+    below = {"validation": sides.fit, "test": [*sides.fit, *sides.validation]}
+    grounders = {}
+    for side in ("validation", "test"):
+        described = [r for r in below[side] if r.description.strip()]
+        vectors = style.index_vectors(embed([r.text() for r in described]), described)
+        grounders[side] = Grounder(embed, style, VectorNeighbours(described, vectors))
+        if log:
+            log(f"{side}: drafting for {limit or 'all'} held-out described artworks")
+        result[side] = evaluate_writer(
+            getattr(sides, side),
+            chosen,
+            grounders[side],
+            embed_drafts,
+            judge,
+            limit=limit,
+            fluency_samples=fluency_samples,
+            seed=seed,
+            log=log,
+        )
+    default = available.get(DEFAULT_DRAFTER) or chosen[0]
+    writer = CritiqueWriter(default, judge, None, calibration["thresholds"])
+    result["critiques"] = evaluate_critiques(
+        sides.test, writer, grounders["test"], below["test"], judge, samples=critique_samples, seed=seed
     )
-    result["split"] = {"train": len(train), "test": len(test), "train_with_description": len(described)}
     return result
