@@ -5,6 +5,7 @@ import pytest
 from critic.home import Home
 from critic.records import Artwork
 from critic.service import Service
+from critic.store import Outcome
 
 
 @pytest.fixture()
@@ -68,3 +69,32 @@ def test_missing_or_corrupt_index_is_rebuilt_from_the_store(home, damage):
     assert any("reconciled" in m for m in messages)
     first = service.store.ids()[0]
     assert service.recommender.similar(first, k=5).results
+
+
+def test_a_committed_write_whose_index_update_fails_is_kept_and_applied_later(home, monkeypatch):
+    service = Service.load(home, log=lambda _: None)
+    upsert = service.recommender.upsert
+    monkeypatch.setattr(service.recommender, "upsert", lambda *a, **k: (_ for _ in ()).throw(MemoryError("faiss")))
+    assert service.create(NEW) is Outcome.DONE  # acknowledged: it is committed
+    assert service.store.get("new-1") is not None and "new-1" not in service.recommender.index
+    assert service.refresh() == 0  # still failing: the cursor stays before the change
+    monkeypatch.setattr(service.recommender, "upsert", upsert)
+    assert service.refresh() == 1 and "new-1" in service.recommender.index
+    assert service.create(NEW) is Outcome.EXISTS  # a retry is a conflict only because the first one counted
+
+
+def test_a_writer_advances_its_own_cursor_and_readers_theirs_only_after_applying(home, monkeypatch):
+    writer = Service.load(home, log=lambda _: None)
+    reader = Service.load(home, log=lambda _: None)
+    writer.upsert([NEW])
+    assert writer.refresh() == 0  # its own write is applied already
+    upsert = reader.recommender.upsert
+    monkeypatch.setattr(reader.recommender, "upsert", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert reader.refresh() == 0 and "new-1" not in reader.recommender.index
+    monkeypatch.setattr(reader.recommender, "upsert", upsert)
+    assert reader.refresh() == 1 and "new-1" in reader.recommender.index
+    changed = Artwork.from_dict({**NEW.to_dict(), "title": "Lighthouse at Night"})
+    assert reader.replace(changed, expected=NEW) is Outcome.DONE
+    assert writer.replace(Artwork.from_dict({**NEW.to_dict(), "title": "Lost"}), expected=NEW) is Outcome.CHANGED
+    writer.refresh()
+    assert writer.recommender.similar("new-1", k=1).results  # the writer follows the reader's change
