@@ -9,7 +9,6 @@ from flask import Blueprint, Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.config import load_settings
-from api.embed import embed_bp
 from api.problems import register_error_handlers
 from api.reqlog import install_request_log
 from api.routes.artworks import artworks
@@ -18,6 +17,7 @@ from api.routes.meta import meta, meta_at_root
 from api.routes.similar import similar
 from api.runtime import Runtime
 from api.security import install_security
+from api.widget import embed_bp
 from critic.service import Service
 
 
@@ -50,7 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None, service: Service | None 
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_BODY_BYTES"]
     if settings["TRUSTED_PROXIES"]:
         hops = settings["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        # Never X-Forwarded-Host: links built from a client-supplied host would land in cached pages (PUBLIC_URL).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)  # type: ignore[method-assign]
     state = Runtime.create(settings, service)
     app.extensions["critic"] = state
     install_request_log(app)  # first: its after_request runs last and logs the final status

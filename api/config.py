@@ -22,16 +22,33 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 128 * 1024,
     # Origins allowed to write (POST/PATCH/DELETE /artworks) from a browser; reads are open to any origin.
     "CORS_ORIGINS": [],
-    # Token bucket per client IP (requests without a valid key) and per API key: "N/second|minute|hour"
-    # (the burst is N), or "off".
+    # Token bucket per client IP (requests without a valid key; IPv6 by /64) and per API key:
+    # "N/second|minute|hour" (the burst is N), or "off". Every worker of a server shares the counters.
     "RATE_LIMIT": "300/minute",
     "KEY_RATE_LIMIT": "1200/minute",
+    # Costly requests spend a token of these buckets as well. Generation (critiques, descriptions) takes
+    # about a CPU-second, a text query (similar-by-text, listing with q) about 10 ms of encoding.
+    "GENERATION_RATE_LIMIT": "10/minute",
+    "KEY_GENERATION_RATE_LIMIT": "60/minute",
+    "TEXT_QUERY_RATE_LIMIT": "60/minute",
+    "KEY_TEXT_QUERY_RATE_LIMIT": "300/minute",
+    # Generations running at once on the whole server (all workers); one more is answered 503 with
+    # Retry-After at once instead of queueing, so reads keep their threads. 0: no cap.
+    "MAX_GENERATIONS": 2,
+    # Where the workers' shared rate-limit counters and generation slots live; None: <home>/run.
+    "RUN_DIR": None,
     # When true, reads need an API key too (writes always do).
     "READS_NEED_KEY": False,
     # Cache-Control max-age of read responses, seconds (CDNs revalidate with the ETag after it).
     "CACHE_MAX_AGE": 60,
     # Number of reverse proxies in front whose X-Forwarded-For/-Proto can be trusted (werkzeug ProxyFix).
+    # With 0 behind a proxy, every client shares the proxy's address and so one rate-limit bucket.
+    # X-Forwarded-Host is never trusted.
     "TRUSTED_PROXIES": 0,
+    # The address the public reaches the service at ("https://art.example.org"); links that leave the
+    # response (oEmbed's iframe, the embed page's discovery link) are built from it. Unset: from the
+    # Host the request was sent to.
+    "PUBLIC_URL": "",
     # Load the model and index in a background thread (healthz answers at once, readyz once loaded),
     # or before the app is returned.
     "LOAD_IN_BACKGROUND": True,
@@ -40,6 +57,16 @@ DEFAULTS: dict[str, Any] = {
     # One JSON line per request on stderr.
     "LOG_REQUESTS": True,
 }
+
+
+RATE_SETTINGS = (
+    "RATE_LIMIT",
+    "KEY_RATE_LIMIT",
+    "GENERATION_RATE_LIMIT",
+    "KEY_GENERATION_RATE_LIMIT",
+    "TEXT_QUERY_RATE_LIMIT",
+    "KEY_TEXT_QUERY_RATE_LIMIT",
+)
 
 
 class ConfigError(ValueError):
@@ -107,9 +134,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         if raw is not None:
             settings[name] = _from_env(name, raw, default)
     settings.update(overrides or {})
-    for name in ("RATE_LIMIT", "KEY_RATE_LIMIT"):
+    for name in RATE_SETTINGS:
         parse_rate(settings[name])  # fail at start, not on the first request
-    for name in ("MAX_BODY_BYTES", "CACHE_MAX_AGE", "TRUSTED_PROXIES", "LOAD_WAIT_S"):
+    for name in ("MAX_BODY_BYTES", "CACHE_MAX_AGE", "TRUSTED_PROXIES", "LOAD_WAIT_S", "MAX_GENERATIONS"):
         if not isinstance(settings[name], int) or settings[name] < 0:
             raise ConfigError(f"{name} must be a non-negative integer, got {settings[name]!r}")
     if isinstance(settings["CORS_ORIGINS"], str):
@@ -117,4 +144,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     for origin in settings["CORS_ORIGINS"]:
         if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
             raise ConfigError(f"CORS origin {origin!r} must look like https://host[:port] (no path), or *")
+    url = settings["PUBLIC_URL"] = str(settings["PUBLIC_URL"] or "").rstrip("/")
+    if url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", url):
+        raise ConfigError(f"PUBLIC_URL {url!r} must look like https://host[:port][/path]")
     return settings

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from api.problems import ApiProblem, bad_request
@@ -29,6 +29,10 @@ class Operation:
     ``write``: changes stored data (needs a key; browsers may call it only from allow-listed origins).
     ``public``: never needs a key, even when reads do (health checks, the docs).
     ``cached``: a read with an ETag and Cache-Control.
+    ``cost``: which extra rate-limit bucket a request spends from: "read" (none), "text" (it encodes a text)
+    or "generation" (it drafts text, and holds a generation slot while it runs); or a function of the
+    parsed arguments (``{"query": ..., "body": ...}``) giving one of these.
+    ``key_in_query``: a page for iframes, which may carry a read key as ``?key=`` instead of a header.
     """
 
     method: str
@@ -46,6 +50,8 @@ class Operation:
     #: other statuses answered with the ``response`` schema (readyz's 503)
     also: tuple[int, ...] = ()
     description: str = ""
+    cost: str | Callable[[dict[str, Any]], str] = "read"
+    key_in_query: bool = False
 
 
 def operation_of(view: Callable | None) -> Operation | None:
@@ -84,12 +90,8 @@ class Resource:
 
             @functools.wraps(view)
             def endpoint(**path: str) -> Response:
-                arguments: dict[str, Any] = dict(path)
-                if operation.query is not None:
-                    arguments["query"] = parse_query(operation.query)
-                if operation.body is not None:
-                    arguments["body"] = parse_body(operation.body)
-                result = view(**arguments)
+                parsed = g.pop("arguments", None)  # the guard parsed them when the cost depends on them
+                result = view(**path, **(parse_arguments(operation) if parsed is None else parsed))
                 response = result if isinstance(result, Response) else json_response(result, operation.status)
                 if operation.cached and response.status_code == 200:
                     make_cacheable(response)
@@ -102,6 +104,16 @@ class Resource:
             return endpoint
 
         return decorator
+
+
+def parse_arguments(operation: Operation) -> dict[str, BaseModel]:
+    """The request's validated query string and body, as the operation's view takes them."""
+    arguments: dict[str, BaseModel] = {}
+    if operation.query is not None:
+        arguments["query"] = parse_query(operation.query)
+    if operation.body is not None:
+        arguments["body"] = parse_body(operation.body)
+    return arguments
 
 
 def make_cacheable(response: Response) -> None:

@@ -147,13 +147,13 @@ def openapi_document(app: Flask) -> dict[str, Any]:
 _DESCRIPTIONS = {
     400: "Invalid request: bad JSON, a wrong type, an unknown field, a bad filter or query.",
     401: "No valid API key.",
-    403: "This browser origin may not write.",
+    403: "This browser origin may not write, or the key may only read.",
     404: "Unknown artwork id.",
     409: "The artwork exists already.",
     412: "The artwork changed since the ETag in If-Match.",
     413: "The body is larger than the configured limit.",
     415: "The body is not JSON.",
     429: "Rate limit reached; see Retry-After.",
-    503: "The model and index are still loading; see Retry-After.",
+    503: "The model and index are still loading, or every generation slot is busy; see Retry-After.",
     507: "The server's disk is full: nothing of the change was stored; retry once there is room.",
 }

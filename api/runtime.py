@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flask import current_app, g
 
 from api.catalog import Catalog
-from api.config import parse_rate
-from api.keys import KeyStore, key_store
+from api.config import Rate, parse_rate
 from api.problems import ApiProblem
-from api.ratelimit import TokenBuckets
+from api.ratelimit import DB_FILE, GenerationSlots, RateLimiter
 from critic.home import Home
+from critic.keys import KeyStore, key_store
 from critic.service import Service
-from critic.writing import Writing
 
 log = logging.getLogger("critic.api")
+#: The fields whose values the catalog counts (the demo gallery's filters).
+FACET_FIELDS = ("classification", "period", "culture")
 RETRY_WHILE_LOADING_S = 5
 
 
@@ -88,39 +90,52 @@ class ServiceSlot:
         )
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The token buckets a request spends from, by who asks (an IP or a key) and what it costs."""
+
+    ip: dict[str, Rate]
+    key: dict[str, Rate]
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Limits:
+        def rates(prefix: str) -> dict[str, Rate]:
+            named = {"read": "RATE_LIMIT", "text": "TEXT_QUERY_RATE_LIMIT", "generation": "GENERATION_RATE_LIMIT"}
+            parsed = {cost: parse_rate(settings[prefix + name]) for cost, name in named.items()}
+            return {cost: rate for cost, rate in parsed.items() if rate is not None}
+
+        return cls(ip=rates(""), key=rates("KEY_"))
+
+
 @dataclass
 class Runtime:
     slot: ServiceSlot
     keys: KeyStore
-    anonymous_limits: TokenBuckets | None
-    key_limits: TokenBuckets | None
+    limits: Limits
+    counters: RateLimiter
+    generations: GenerationSlots | None
     _catalog: Catalog | None = None
-    _writing: Writing | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def catalog(self, service: Service) -> Catalog:
         """The listing view of ``service``'s store, made on first use."""
         with self._lock:
             if self._catalog is None:
-                self._catalog = Catalog(service.store)
+                self._catalog = Catalog(service.store, counted=FACET_FIELDS)
             return self._catalog
 
-    def writing(self, service: Service) -> Writing:
-        """The writer for ``service``, set up on first use (it builds a lexicon or loads the decoder)."""
-        with self._lock:
-            if self._writing is None:
-                self._writing = Writing(service)
-            return self._writing
 
     @classmethod
     def create(cls, settings: dict[str, Any], service: Service | None) -> Runtime:
         home = Home.resolve(settings["HOME"]) if service is None else service.home
-        anonymous, keyed = parse_rate(settings["RATE_LIMIT"]), parse_rate(settings["KEY_RATE_LIMIT"])
+        run_dir = Path(settings["RUN_DIR"]) if settings["RUN_DIR"] else home.run_dir
+        size = settings["MAX_GENERATIONS"]
         return cls(
             slot=ServiceSlot(home, service, wait_s=settings["LOAD_WAIT_S"]),
             keys=key_store(home),
-            anonymous_limits=TokenBuckets(anonymous) if anonymous else None,
-            key_limits=TokenBuckets(keyed) if keyed else None,
+            limits=Limits.from_settings(settings),
+            counters=RateLimiter(run_dir / DB_FILE),
+            generations=GenerationSlots(run_dir, size) if size else None,
         )
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 from index.filters import KNOWN_FIELDS, LIST_FIELDS
 from index.recommend import MAX_DEPTH
@@ -38,8 +46,26 @@ NewArtworkId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9
 ArtworkRef = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 ShortText = Annotated[str, StringConstraints(max_length=1000)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
-WebUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^(https?://\S+)?$")]
+#: No quotes, angle brackets or whitespace: a URL is put into attributes of pages other sites show.
+WebUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r'^(https?://[^\s"<>]+)?$')]
 Year = Annotated[int, Field(ge=-10_000, le=10_000)]
+MAX_METADATA_DEPTH = 8
+
+
+def _shallow(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse metadata nested deeper than MAX_METADATA_DEPTH (walked without recursion: deep JSON is the attack)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return value
+
+
+#: Extra fields of a record: any JSON object, at most MAX_METADATA_DEPTH levels deep.
+Metadata = Annotated[dict[str, Any], AfterValidator(_shallow)]
 Names = Annotated[list[ShortText], Field(max_length=200)]
 QueryText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Weight = Annotated[float, Field(gt=0, le=1000)]
@@ -67,7 +93,7 @@ FIELD_SPECS: dict[str, tuple[Any, Any, Any]] = {
     "description": (LongText, str, ""),
     "image_url": (WebUrl, str, ""),
     "url": (WebUrl, str, ""),
-    "metadata": (dict[str, Any], dict[str, Any], {}),
+    "metadata": (Metadata, dict[str, Any], {}),
 }
 FIELD_DEFAULTS = {name: spec[2] for name, spec in FIELD_SPECS.items()}
 

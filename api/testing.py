@@ -15,7 +15,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from api.config import ENV_PREFIX, RATE_SETTINGS
 from critic.home import Home
+
+#: Every rate limit off: settings for create_app, and the same as environment variables for a server. For tests
+#: and benchmarks that are not about limits (they send more than any one client would).
+NO_LIMITS = dict.fromkeys(RATE_SETTINGS, "off")
+NO_LIMITS_ENV = {ENV_PREFIX + name: value for name, value in NO_LIMITS.items()}
 
 
 def copy_home(home: Home, target: str | Path) -> Home:

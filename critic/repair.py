@@ -31,7 +31,6 @@ from critic.home import Home
 from critic.records import Artwork
 from critic.store import StoreError
 
-KEYS_FILE = "api_keys.sqlite"  # api.keys.KEY_FILE (not imported: the CLI must not need the API to repair)
 CHUNK = 512
 
 
@@ -255,10 +254,10 @@ def repair(home: Home, log: Callable[[str], None] = print) -> dict:
         if not report["recovered_artworks"]:
             log("database: no artwork could be read back; `critic build` re-imports the catalog")
 
-    keys = home.root / KEYS_FILE
+    keys = home.keys_path
     keys_status = database_status(keys)
     if keys_status not in ("ok", "missing"):
-        log(f"keys: {KEYS_FILE} is damaged ({keys_status.splitlines()[0]})")
+        log(f"keys: {keys.name} is damaged ({keys_status.splitlines()[0]})")
         report["backup"] = str(backup)
         try:
             _recover(keys, backup, log, "keys")

@@ -29,9 +29,9 @@ from loadgen import Outcome, Request, critic_serve, run_at_rate  # noqa: E402
 
 sys.path.pop(0)  # bench/api.py would shadow the project's `api` package
 
-from api.keys import create_key  # noqa: E402
 from api.testing import ServerProcess, copy_home, free_port  # noqa: E402
 from critic.home import Home  # noqa: E402
+from critic.keys import create_key  # noqa: E402
 from critic.store import ArtworkStore  # noqa: E402
 
 # Requests per second of each kind (about half of what 2 shared cores serve on the full Walters build: a write

@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from api.keys import create_key
 from api.testing import LiveServer, copy_home
+from critic.keys import create_key
 
 pytestmark = pytest.mark.slow
 

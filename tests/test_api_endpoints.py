@@ -7,13 +7,13 @@ import time
 import pytest
 
 from api import create_app
-from api.keys import create_key
 from api.problems import ApiProblem
 from api.runtime import ServiceSlot
 from api.schemas import Artwork as ArtworkSchema
 from api.schemas import Critique, NewArtwork, Recommendations
-from api.testing import copy_home
+from api.testing import NO_LIMITS, copy_home
 from critic.home import Home
+from critic.keys import create_key
 from critic.service import Service
 from critic.store import ArtworkStore
 from index.filters import fold_case
@@ -26,7 +26,7 @@ def service(built_home, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(service):
-    config = {"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False}
+    config = {**NO_LIMITS, "LOG_REQUESTS": False}
     return create_app(config, service=service).test_client()
 
 

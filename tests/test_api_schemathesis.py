@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api import create_app
-from api.keys import create_key
-from api.testing import copy_home
+from api.testing import NO_LIMITS, copy_home
+from critic.keys import create_key
 from critic.service import Service
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def service(built_home, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(service):
-    return create_app({"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False}, service=service)
+    return create_app({**NO_LIMITS, "LOG_REQUESTS": False}, service=service)
 
 
 @pytest.fixture(scope="module")

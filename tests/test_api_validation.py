@@ -10,9 +10,9 @@ from flask import Blueprint
 
 from api import create_app
 from api.config import ConfigError, Rate, load_settings, parse_rate
-from api.keys import create_key
 from api.schemas import FIELD_SPECS
-from api.testing import copy_home
+from api.testing import NO_LIMITS, copy_home
+from critic.keys import create_key
 from critic.records import Artwork
 from critic.service import Service
 
@@ -25,7 +25,7 @@ def service(built_home, tmp_path_factory):
 
 
 def make_app(service: Service, **config):
-    settings = {"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False, **config}
+    settings = {**NO_LIMITS, "LOG_REQUESTS": False, **config}
     return create_app(settings, service=service)
 
 
@@ -187,3 +187,42 @@ def test_settings_from_defaults_environment_and_overrides():
             load_settings(environ=bad)
     with pytest.raises(ConfigError, match="CORS origin"):
         load_settings({"CORS_ORIGINS": ["https://a.org/path"]}, environ={})
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_deep_metadata_is_refused_with_400(client, key, some_id):
+    for depth in (9, 500, 940):  # 500-940 levels once reached dataclasses.asdict and a RecursionError
+        body = problem(client.post("/api/v1/artworks", json={"id": f"deep-{depth}", "metadata": _nested(depth)},
+                                   headers=key), 400)
+        assert "nested more than 8 levels" in body["detail"] and body["field"] == "metadata"
+        problem(client.patch(f"/api/v1/artworks/{some_id}", json={"metadata": {"x": [_nested(depth)]}}, headers=key),
+                400)
+    created = client.post("/api/v1/artworks", json={"id": "deep-8", "metadata": _nested(8)}, headers=key)
+    assert created.status_code == 201
+
+
+@pytest.mark.parametrize("url", ['https://x.example/"onload="alert(1)', "https://x.example/a b", "https://x.example/<p>",
+                                 "https://x.example/\ta"])
+def test_urls_with_quotes_brackets_or_spaces_are_refused(client, key, url):
+    refused = client.post("/api/v1/artworks", json={"id": "url-1", "url": url}, headers=key)
+    assert problem(refused, 400)["field"] == "url"
+
+
+def test_costly_filters_get_400_naming_the_limit_without_being_run(client, some_id):
+    alternatives = "|".join(f"qz{n}" for n in range(3000))
+    body = problem(client.post("/api/v1/similar", json={"text": "a bronze horse",
+                                                          "filters": {f"description~{alternatives}": "x"}}), 400)
+    assert "4096" in body["detail"]
+    body = problem(client.get("/api/v1/artworks", query_string={"where": "title~" + "|".join("abcdefghij" * 7)}), 400)
+    assert "at most 64 per filter" in body["detail"]
+    body = problem(client.get(f"/api/v1/artworks/{some_id}/similar", query_string={"where": f"metadata.{'k' * 65}=x"}),
+                   400)
+    assert "64 characters" in body["detail"]
+    unknown = client.get(f"/api/v1/artworks/{some_id}/similar", query_string={"where": "metadata.nobody_has_this=x"})
+    assert unknown.status_code == 200 and unknown.get_json()["results"] == []

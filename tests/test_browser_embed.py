@@ -102,7 +102,7 @@ class _AppServer:
         self.port = free_port()
         self.log = log
         code = (
-            "from api.app import create_app; from api.embed import embed_bp; "
+            "from api.app import create_app; from api.widget import embed_bp; "
             "from werkzeug.serving import run_simple; "
             f"app = create_app({{'HOME': {str(home)!r}, 'LOAD_IN_BACKGROUND': False}}); "
             "app.register_blueprint(embed_bp); "

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from api import create_app
-from api.keys import create_key
-from api.testing import LiveServer, copy_home
+from api.testing import NO_LIMITS, NO_LIMITS_ENV, LiveServer, copy_home
 from critic.cli import main
+from critic.keys import create_key
 from critic.service import Service
 from critic.store import ArtworkStore, StoreError
 from index.store import VectorIndex
@@ -136,7 +136,7 @@ def test_reads_during_writes_see_whole_committed_records(built_home, tmp_path):
                 continue
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-    env = {"CRITIC_RATE_LIMIT": "off", "CRITIC_KEY_RATE_LIMIT": "off"}
+    env = dict(NO_LIMITS_ENV)
     with LiveServer(home, workers=2, threads=4, env=env) as server:
         threads = [threading.Thread(target=writer, args=(server,))]
         threads += [threading.Thread(target=reader, args=(server, seed)) for seed in range(4)]
@@ -267,7 +267,7 @@ def test_a_full_database_refuses_the_write_with_507_and_keeps_everything(built_h
     """SQLite's own limit on the database's size (max_page_count) fills it: the error is SQLite's real one."""
     home = copy_home(built_home, tmp_path / "home")
     service = Service.load(home, log=lambda _: None)
-    client = create_app({"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False}, service=service)
+    client = create_app({**NO_LIMITS, "LOG_REQUESTS": False}, service=service)
     client = client.test_client()
     key = {"X-API-Key": create_key(home, "full")}
     before = stored_records(home.store_path)
@@ -331,7 +331,7 @@ def test_a_full_disk_refuses_the_write_with_507_and_loses_nothing(built_home, sm
         with sqlite3.connect(database) as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old WAL space for new writes to reuse
     service = Service.load(home, log=lambda _: None)
-    client = create_app({"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False}, service=service)
+    client = create_app({**NO_LIMITS, "LOG_REQUESTS": False}, service=service)
     client = client.test_client()
     key = {"X-API-Key": create_key(home, "full")}
     before = stored_records(home.store_path)

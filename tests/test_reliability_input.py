@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
-from api.keys import create_key
 from api.schemas import ArtworkPatch, NewArtwork, SimilarBody, SimilarParams
-from api.testing import copy_home
+from api.testing import NO_LIMITS, copy_home
+from critic.keys import create_key
 from critic.service import Service
 
 pytestmark = pytest.mark.slow
@@ -82,7 +82,7 @@ def _json(data: object) -> bytes:
 
 # Requests are drawn as templates: ID stands for an artwork of the collection and KEY for a valid API key, filled
 # in when sent. Every strategy is built once, here (building them per draw costs hypothesis more than sending).
-ID, KEY = "ID-PLACEHOLDER", "KEY-PLACEHOLDER"
+ID, KEY, READ_KEY = "ID-PLACEHOLDER", "KEY-PLACEHOLDER", "READER-PLACEHOLDER"
 JSON_TYPE = {"Content-Type": "application/json"}
 KEYED = {**JSON_TYPE, "X-API-Key": KEY}
 WRONG_KEYS = st.sampled_from([{}, {"X-API-Key": ""}, {"X-API-Key": "critic_guess"}, {"X-API-Key": "' OR 1=1 --"}])
@@ -231,23 +231,80 @@ too_big = st.sampled_from(
     ]
 )
 
+def _alternatives(n: int) -> str:
+    return "|".join(f"qz{i}" for i in range(n))
+
+
+def _costly_body(field: str, n: int) -> tuple:
+    body = {"text": "a horse", "filters": {f"{field}~{_alternatives(n)}": "x"}}
+    return "POST", "/api/v1/similar", _json(body), JSON_TYPE
+
+
+costly_filter = st.one_of(
+    st.builds(_costly_body, st.sampled_from(["description", "title", "metadata.note"]), st.integers(65, 5000)),
+    # Short enough for the parameter's 500 characters, too many alternatives for one filter.
+    st.integers(65, 90).map(lambda n: _get("/api/v1/artworks", {"where": f"description~{_alternatives(n)}"})),
+    st.builds(
+        lambda name: _get(f"/api/v1/artworks/{ID}/similar", {"where": f"metadata.{name}=x"}),
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=65, max_size=400),
+    ),
+    st.builds(lambda values: ("POST", "/api/v1/similar", _json({"id": ID, "where": values}), JSON_TYPE),
+              st.lists(st.just("title~" + "|".join("abcdefgh" * 7)), min_size=3, max_size=20)),
+)  # fmt: skip
+
+
+def _deep(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"a": [value]} if depth % 2 else {"a": value}
+    return value
+
+
+deep_metadata = st.builds(
+    lambda patch, n, depth: (
+        ("PATCH", f"/api/v1/artworks/{ID}", _json({"metadata": _deep(depth)}), KEYED)
+        if patch
+        else ("POST", "/api/v1/artworks", _json({"id": f"deep{n}", "metadata": _deep(depth)}), KEYED)
+    ),
+    st.booleans(), st.integers(0, 10**6), st.integers(8, 400),
+)  # fmt: skip
+
+unsafe_url = st.builds(
+    lambda n, field, bad: ("POST", "/api/v1/artworks", _json({"id": f"u{n}", field: f"https://x.test/{bad}"}), KEYED),
+    st.integers(0, 10**6), st.sampled_from(["url", "image_url"]),
+    st.sampled_from(['"onmouseover="alert(1)', "<script>", "a b", "a\tb", "a\nb", ">"]),
+)  # fmt: skip
+
+READ_KEYED = {**JSON_TYPE, "X-API-Key": READ_KEY}
+read_key_write = st.one_of(
+    st.integers(0, 10**6).map(lambda n: ("POST", "/api/v1/artworks", _json({"id": f"r{n}", "title": "x"}), READ_KEYED)),
+    nasty_text.map(lambda title: ("PATCH", f"/api/v1/artworks/{ID}", _json({"title": title}), READ_KEYED)),
+    st.just(("DELETE", f"/api/v1/artworks/{ID}", None, {"X-API-Key": READ_KEY})),
+    st.just(("GET", f"/embed/similar/{ID}?key={KEY}", None, {})),  # a write key may not travel in a URL
+)  # fmt: skip
+
 bad_request = st.tuples(
     st.one_of(
         similar_by_id_bad_parameter, similar_bad_body, not_an_object, write_without_key, keyed_bad_write,
-        conflicting_write, bad_critique, bad_listing, wrong_route, too_big,
+        conflicting_write, bad_critique, bad_listing, wrong_route, too_big, costly_filter, deep_metadata, unsafe_url,
+        read_key_write,
     ),
     st.integers(0, 2**16),
 )  # fmt: skip
 
 
-def fill_in(template: tuple, n: int, ids: list[str], key: str) -> tuple[str, str, bytes | None, dict[str, str]]:
-    """The request a drawn template stands for: ID becomes the n-th artwork (mod the count), KEY the key."""
+def fill_in(
+    template: tuple, n: int, ids: list[str], key: str, read_key: str
+) -> tuple[str, str, bytes | None, dict[str, str]]:
+    """The request a drawn template stands for: ID becomes the n-th artwork (mod the count), KEY the write key and
+    READ_KEY the read key."""
     method, path, body, headers = template
     artwork_id = ids[n % len(ids)]
-    path = path.replace(ID, quote(artwork_id, safe=""))
+    path = path.replace(ID, quote(artwork_id, safe="")).replace(KEY, key)
     if body is not None:
         body = body.replace(ID.encode(), artwork_id.encode())
-    return method, path, body, {name: value.replace(KEY, key) for name, value in headers.items()}
+    keys = {name: value.replace(KEY, key).replace(READ_KEY, read_key) for name, value in headers.items()}
+    return method, path, body, keys
 
 
 def collection_fingerprint(service: Service) -> dict[str, str]:
@@ -274,7 +331,7 @@ def service(built_home, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(service):
-    app = create_app({"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False}, service=service)
+    app = create_app({**NO_LIMITS, "LOG_REQUESTS": False}, service=service)
     return app.test_client()
 
 
@@ -283,11 +340,16 @@ def key(service):
     return create_key(service.home, "reliability")
 
 
+@pytest.fixture(scope="module")
+def read_key(service):
+    return create_key(service.home, "reliability-reader", scope="read")
+
+
 def send(client, method: str, path: str, body: bytes | None, headers: dict[str, str]):
     return client.open(path, method=method, data=body, headers=headers)
 
 
-def test_ten_thousand_generated_bad_requests_are_refused_and_change_nothing(client, service, key):
+def test_ten_thousand_generated_bad_requests_are_refused_and_change_nothing(client, service, key, read_key):
     ids = service.store.ids()
     probe = ids[3]
     before_similar = client.get(f"/api/v1/artworks/{probe}/similar?k=10").get_json()["results"]
@@ -305,7 +367,7 @@ def test_ten_thousand_generated_bad_requests_are_refused_and_change_nothing(clie
     )
     def fire(requests):
         for template, n in requests:
-            method, path, body, headers = fill_in(template, n, ids, key)
+            method, path, body, headers = fill_in(template, n, ids, key, read_key)
             response = send(client, method, path, body, headers)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             if not 400 <= response.status_code < 500 or "Traceback" in response.get_data(as_text=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from collections import Counter
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, quote, urlsplit
@@ -10,10 +11,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 
 from api import create_app
-from api.embed import ASSETS, EMBED_HEIGHT, EMBED_WIDTH, embed_bp, embedded_artwork, facet_counts
-from api.testing import copy_home
+from api.catalog import Catalog
+from api.testing import NO_LIMITS, copy_home
+from api.widget import ASSETS, EMBED_HEIGHT, EMBED_WIDTH, embed_bp, embedded_artwork, facet_counts
+from critic.keys import create_key
 from critic.records import Artwork
 from critic.service import Service
+from critic.store import ArtworkStore
 
 HOSTILE = Artwork(
     id="hostile-2",
@@ -33,7 +37,7 @@ def service(built_home, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(service):
-    app = create_app({"RATE_LIMIT": "off", "KEY_RATE_LIMIT": "off", "LOG_REQUESTS": False}, service=service)
+    app = create_app({**NO_LIMITS, "LOG_REQUESTS": False}, service=service)
     if "embed" not in app.blueprints:  # until api.app registers it
         app.register_blueprint(embed_bp)
     return app
@@ -157,9 +161,17 @@ def test_demo_facets_count_the_collection(client, service):
 
 
 def test_facet_counts_leave_out_empty_values_and_rank_by_count():
-    records = [Artwork(id=str(i), period=p) for i, p in enumerate(["Edo", "", "Meiji", "Edo", "  "])]
-    assert facet_counts(records, ("period",)) == {
+    store = ArtworkStore(":memory:")
+    store.upsert_many([Artwork(id=str(i), period=p) for i, p in enumerate(["Edo", "", "Meiji", "Edo", "  "])])
+    catalog = Catalog(store, counted=("period",))
+    assert facet_counts({"period": catalog.counts("period")}) == {
         "period": [{"value": "Edo", "count": 2}, {"value": "Meiji", "count": 1}]
+    }
+    # Counted as records change, not recounted.
+    store.upsert_many([Artwork(id="1", period="Meiji")])
+    store.delete("0")
+    assert facet_counts({"period": catalog.counts("period")}) == {
+        "period": [{"value": "Meiji", "count": 2}, {"value": "Edo", "count": 1}]
     }
 
 
@@ -177,6 +189,35 @@ def test_embed_page_may_be_framed_anywhere_but_runs_no_inline_code(client, some_
     assert strip["data-k"] == "3" and strip["data-diversity"] == "0.5"
     (discovery,) = [a for tag, a in page.tags if tag == "link" and a.get("type") == "application/json+oembed"]
     assert client.get(discovery["href"]).status_code == 200
+
+
+def test_embed_page_is_guarded_like_the_api_and_proves_itself_with_a_read_key(service, some_record):
+    closed = create_app(
+        {**NO_LIMITS, "READS_NEED_KEY": True, "LOG_REQUESTS": False, "RUN_DIR": tempfile.mkdtemp()}, service=service
+    ).test_client()
+    page = f"/embed/similar/{some_record.id}"
+    assert closed.get(page).status_code == 401
+    read_key = create_key(service.home, "embed-reader", scope="read")
+    shown = closed.get(page, query_string={"key": read_key, "k": 3})
+    assert shown.status_code == 200 and shown.headers["Cache-Control"].startswith("private")
+    (strip,) = [attrs for _, attrs in parse(shown.get_data(as_text=True)).tags if "data-critic-similar" in attrs]
+    assert strip["data-critic-key"] == read_key  # the widget sends it as X-API-Key
+    api = f"/api/v1/artworks/{some_record.id}/similar"
+    assert closed.get(api, headers={"X-API-Key": read_key}).status_code == 200
+    tags = parse(shown.get_data(as_text=True)).tags
+    (discovery,) = [a for _, a in tags if a.get("type") == "application/json+oembed"]
+    oembed = closed.get(discovery["href"])
+    assert oembed.status_code == 200 and f"key={read_key}" in oembed.get_json()["html"]
+    write_key = create_key(service.home, "embed-writer")
+    leaked = closed.get(page, query_string={"key": write_key})
+    assert leaked.status_code == 403 and leaked.get_json()["type"].endswith("key-in-url")
+    assert closed.get(page, query_string={"key": "critic_guess"}).status_code == 401
+    # The API's own endpoints take keys in headers only.
+    assert closed.get(f"/api/v1/artworks/{some_record.id}", query_string={"key": read_key}).status_code == 401
+    limited = create_app(
+        {**NO_LIMITS, "RATE_LIMIT": "2/hour", "LOG_REQUESTS": False, "RUN_DIR": tempfile.mkdtemp()}, service=service
+    ).test_client()
+    assert [limited.get(page).status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_embed_page_escapes_what_it_shows(client):

@@ -13,9 +13,12 @@ from api.runtime import current_service, runtime
 from api.schemas import FIELD_DEFAULTS, Artwork, ArtworkPage, ArtworkPatch, ListParams, NewArtwork
 from critic.records import Artwork as ArtworkRecord
 from critic.service import Service
+from critic.store import Outcome
 from index.recommend import SimilarQuery
 
 artworks = Resource("artworks", tag="artworks")
+#: A PATCH without If-Match merges onto the stored record again when another write got there first.
+PATCH_ATTEMPTS = 3
 
 
 def _stored(service: Service, artwork_id: str) -> ArtworkRecord:
@@ -33,13 +36,14 @@ def _stored(service: Service, artwork_id: str) -> ArtworkRecord:
     query=ListParams,
     response=ArtworkPage,
     cached=True,
+    cost=lambda arguments: "text" if arguments["query"].q is not None else "read",
 )
 def list_artworks(query: ListParams) -> dict:
     service = current_service()
     where = query.filter_expressions()
     asked = {"q": query.q, "where": where, "limit": query.limit, "offset": query.offset}
     if query.q is not None:
-        found = service.recommender.search(SimilarQuery(text=query.q, k=query.limit, offset=query.offset, where=where))
+        found = service.similar(SimilarQuery(text=query.q, k=query.limit, offset=query.offset, where=where))
         hits = [(service.store.get(hit.id), hit.score) for hit in found.results]
         results = [{**record.to_dict(), "score": round(score, 4)} for record, score in hits if record is not None]
         return {"query": asked, "results": results, "next_offset": found.next_offset, "total": None}
@@ -72,10 +76,10 @@ def get_artwork(artwork_id: str) -> dict:
 )
 def add_artwork(body: NewArtwork) -> Response:
     service = current_service()
-    if service.store.get(body.id) is not None:
-        raise ApiProblem(409, "Conflict", f"artwork {body.id!r} exists; PATCH or DELETE it", kind="exists", field="id")
     record = ArtworkRecord.from_dict(body.model_dump())
-    service.upsert([record])
+    # Checked and stored in one transaction: of two racing POSTs of one id, the second gets the 409.
+    if service.store.get(body.id) is not None or service.create(record) is Outcome.EXISTS:
+        raise ApiProblem(409, "Conflict", f"artwork {body.id!r} exists; PATCH or DELETE it", kind="exists", field="id")
     location = url_for(".get_artwork", artwork_id=record.id)
     return json_response(record.to_dict(), 201, {"Location": location})
 
@@ -105,18 +109,34 @@ def _merged(record: ArtworkRecord, patch: ArtworkPatch) -> ArtworkRecord:
     body=ArtworkPatch,
     response=Artwork,
     write=True,
-    errors=(404, 412),
+    errors=(404, 409, 412),
 )
 def patch_artwork(artwork_id: str, body: ArtworkPatch) -> dict:
     service = current_service()
-    record = _stored(service, artwork_id)
-    if request.if_match and not request.if_match.contains(generate_etag(json_response(record.to_dict()).get_data())):
-        raise ApiProblem(
-            412, "Precondition Failed", "the artwork changed since the ETag given in If-Match", kind="changed"
-        )
-    updated = _merged(record, body)
-    service.upsert([updated])
-    return updated.to_dict()
+    for _ in range(PATCH_ATTEMPTS):
+        record = _stored(service, artwork_id)
+        if request.if_match and not request.if_match.contains(_etag(record)):
+            raise _changed()
+        updated = _merged(record, body)
+        # Compared and swapped in one transaction: a DELETE that won gives 404 here, never a resurrection.
+        outcome = service.replace(updated, expected=record)
+        if outcome is Outcome.DONE:
+            return updated.to_dict()
+        if outcome is Outcome.MISSING:
+            raise not_found(f"artwork {artwork_id!r} was deleted")
+        if request.if_match:
+            raise _changed()  # the version the client saw is gone
+        # Without If-Match the patch applies to whatever is stored: merge again onto the newer version.
+    raise ApiProblem(409, "Conflict", f"artwork {artwork_id!r} kept changing; retry", kind="busy-record")
+
+
+def _etag(record: ArtworkRecord) -> str:
+    return generate_etag(json_response(record.to_dict()).get_data())
+
+
+def _changed() -> ApiProblem:
+    detail = "the artwork changed since the ETag given in If-Match"
+    return ApiProblem(412, "Precondition Failed", detail, kind="changed")
 
 
 @artworks.delete("/artworks/<artwork_id>", summary="Remove an artwork", status=204, write=True, errors=(404,))

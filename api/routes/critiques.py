@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.endpoint import Resource
 from api.problems import bad_request, not_found
-from api.runtime import current_service, runtime
+from api.runtime import current_service
 from api.schemas import Critique, CritiqueBody, CritiqueParams, Description, DescriptionBody
 from critic.records import Artwork
 from critic.service import Service
@@ -35,13 +35,14 @@ def _subject(service: Service, body: CritiqueBody | DescriptionBody) -> Artwork:
     response=Critique,
     cached=True,
     errors=(404,),
+    cost="generation",
 )
 def critique_artwork(artwork_id: str, query: CritiqueParams) -> dict:
     service = current_service()
     record = service.store.get(artwork_id)
     if record is None:
         raise not_found(f"unknown artwork id {artwork_id!r}")
-    return runtime().writing(service).critique(record, query.tone, query.seed).to_json()
+    return service.critique(record, query.tone, query.seed).to_json()
 
 
 @critiques.post(
@@ -50,10 +51,11 @@ def critique_artwork(artwork_id: str, query: CritiqueParams) -> dict:
     body=CritiqueBody,
     response=Critique,
     errors=(404,),
+    cost="generation",
 )
 def critique(body: CritiqueBody) -> dict:
     service = current_service()
-    return runtime().writing(service).critique(_subject(service, body), body.tone, body.seed).to_json()
+    return service.critique(_subject(service, body), body.tone, body.seed).to_json()
 
 
 @critiques.post(
@@ -62,9 +64,10 @@ def critique(body: CritiqueBody) -> dict:
     body=DescriptionBody,
     response=Description,
     errors=(404,),
+    cost="generation",
 )
 def describe(body: DescriptionBody) -> dict:
     service = current_service()
     record = _subject(service, body)
-    draft = runtime().writing(service).describe(record, body.seed)
+    draft = service.describe(record, body.seed)
     return {"id": record.id, "text": draft.text, "evidence": draft.evidence()}

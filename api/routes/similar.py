@@ -31,7 +31,7 @@ def similar_to_artwork(artwork_id: str, query: SimilarParams) -> dict:
         diversity=query.diversity,
         min_score=query.min_score,
     )
-    return current_service().recommender.search(asked).to_json()
+    return current_service().similar(asked).to_json()
 
 
 @similar.post(
@@ -42,6 +42,7 @@ def similar_to_artwork(artwork_id: str, query: SimilarParams) -> dict:
     body=SimilarBody,
     response=Recommendations,
     errors=(404,),
+    cost=lambda arguments: "text" if arguments["body"].text is not None else "read",
 )
 def similar_to_body(body: SimilarBody) -> dict:
     asked = SimilarQuery(
@@ -56,4 +57,4 @@ def similar_to_body(body: SimilarBody) -> dict:
         diversity=body.diversity,
         min_score=body.min_score,
     )
-    return current_service().recommender.search(asked).to_json()
+    return current_service().similar(asked).to_json()

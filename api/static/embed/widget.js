@@ -8,7 +8,8 @@
  * Options (data- attributes on the element): k (1-24), diversity (0-1), link (a URL template with {id}
  * for where an item links; default: the record's own page), target (_blank, _top...), heading (the
  * strip's caption; empty for none), tone (label, critique, scholarly), seed; critic-api (the API's base
- * URL, also accepted on the script tag; default: where this script came from).
+ * URL, also accepted on the script tag; default: where this script came from); critic-key (a read key,
+ * also accepted on the script tag, for a server whose reads need one; sent as X-API-Key).
  *
  * Every string from the catalog is set as text (createElement/textContent), never parsed as HTML, and
  * only http(s) URLs become links or images. When the API cannot answer, the element shows one short line
@@ -58,6 +59,10 @@
     return own ? trimSlash(new URL(own, document.baseURI).href) : apiDefault;
   }
 
+  function apiKey(el) {
+    return el.getAttribute("data-critic-key") || (script && script.getAttribute("data-critic-key")) || null;
+  }
+
   /** An absolute http(s) URL, or null for anything else (javascript:, data:, garbage). */
   function safeUrl(value, relativeTo) {
     if (typeof value !== "string" || !value.trim()) return null;
@@ -100,7 +105,7 @@
   }
 
   /** GET base + path with query params; resolves to the JSON body, rejects with an ApiError. */
-  function getJSON(base, path, params, timeoutMs) {
+  function getJSON(base, path, params, timeoutMs, key) {
     var url = new URL(base + path);
     Object.keys(params || {}).forEach(function (name) {
       if (params[name] !== undefined && params[name] !== null) url.searchParams.set(name, params[name]);
@@ -110,7 +115,7 @@
     return fetch(url.href, {
       mode: "cors",
       credentials: "omit",
-      headers: { Accept: "application/json" },
+      headers: key ? { Accept: "application/json", "X-API-Key": key } : { Accept: "application/json" },
       signal: controller ? controller.signal : undefined,
     })
       .then(
@@ -181,10 +186,10 @@
   // ------------------------------------------------------------------ similar artworks
 
   /** Results lacking image_url or url (older servers) get them from their records, best effort. */
-  function withRecords(base, results) {
+  function withRecords(base, results, key) {
     return Promise.all(results.map(function (item) {
       if ("image_url" in item && "url" in item) return item;
-      return getJSON(base, "/api/v1/artworks/" + encodeURIComponent(item.id), null, SIMILAR_TIMEOUT_MS).then(
+      return getJSON(base, "/api/v1/artworks/" + encodeURIComponent(item.id), null, SIMILAR_TIMEOUT_MS, key).then(
         function (record) { return Object.assign({}, item, { image_url: record.image_url, url: record.url }); },
         function () { return item; }
       );
@@ -232,8 +237,9 @@
     var diversity = clampNumber(el.getAttribute("data-diversity"), 0, 1, 0);
     var params = { k: k };
     if (diversity > 0) params.diversity = diversity;
-    return getJSON(base, "/api/v1/artworks/" + encodeURIComponent(id) + "/similar", params, SIMILAR_TIMEOUT_MS)
-      .then(function (answer) { return withRecords(base, answer.results || []); })
+    var key = apiKey(el);
+    return getJSON(base, "/api/v1/artworks/" + encodeURIComponent(id) + "/similar", params, SIMILAR_TIMEOUT_MS, key)
+      .then(function (answer) { return withRecords(base, answer.results || [], key); })
       .then(function (results) {
         if (!isCurrent()) return;
         var children = [];
@@ -291,7 +297,8 @@
     el.classList.remove("critic-w-failed");
     finish(el, [make("p", "critic-w-message", "Drafting…")]);
     el.setAttribute("aria-busy", "true");
-    return getJSON(base, "/api/v1/artworks/" + encodeURIComponent(id) + "/critique", params, CRITIQUE_TIMEOUT_MS)
+    var path = "/api/v1/artworks/" + encodeURIComponent(id) + "/critique";
+    return getJSON(base, path, params, CRITIQUE_TIMEOUT_MS, apiKey(el))
       .then(function (critique) {
         if (!isCurrent()) return;
         var badge = make("p", "critic-w-draft");

@@ -1,7 +1,9 @@
 """API keys: random tokens handed out once, stored only as SHA-256 digests in the home's ``api_keys.sqlite``.
 
 A token carries 256 random bits, so a plain SHA-256 of it cannot be brute-forced and needs no salt or slow
-hash; a stolen key file gives no usable key. ``critic keys create NAME`` prints the token once.
+hash; a stolen key file gives no usable key. ``critic keys create NAME [--scope read|write]`` prints the
+token once. A ``read`` key may only read (it is the one to put in a public page when reads need a key); a
+``write`` key may also add, change and remove artworks. Keys made before scopes existed are write keys.
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ from pathlib import Path
 
 from critic.home import Home
 
-KEY_FILE = "api_keys.sqlite"
+SCOPES = ("read", "write")
+DEFAULT_SCOPE = "write"
 TOKEN_PREFIX = "critic_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS api_keys (name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, "
-    "created_at TEXT NOT NULL, revoked_at TEXT)"
+    "created_at TEXT NOT NULL, revoked_at TEXT, scope TEXT NOT NULL DEFAULT 'write')"
 )
 
 
 class KeyNameError(ValueError):
-    """A key name that is malformed, already in use, or unknown."""
+    """A key name that is malformed, already in use, or unknown (or a scope that does not exist)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class ApiKey:
     name: str
     created_at: str
     revoked_at: str | None
+    scope: str = DEFAULT_SCOPE
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == "write"
 
     @property
     def active(self) -> bool:
@@ -55,10 +63,10 @@ class KeyStore:
 
     Example:
         >>> import tempfile
-        >>> keys = KeyStore(Path(tempfile.mkdtemp()) / KEY_FILE)
+        >>> keys = KeyStore(Path(tempfile.mkdtemp()) / "api_keys.sqlite")
         >>> token = keys.create("gallery")
-        >>> keys.verify(token), keys.verify("critic_guess")
-        ('gallery', None)
+        >>> keys.verify(token).name, keys.verify(token).scope, keys.verify("critic_guess")
+        ('gallery', 'write', None)
     """
 
     def __init__(self, path: str | Path):
@@ -70,6 +78,9 @@ class KeyStore:
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         with self._db() as db:
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+            if "scope" not in columns:  # a keys database from before scopes: its keys could write
+                db.execute("ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'write'")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -80,8 +91,10 @@ class KeyStore:
             self._local.db = db
         return db
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, scope: str = DEFAULT_SCOPE) -> str:
         """A new key called ``name``; returns the token, which is not stored and cannot be shown again."""
+        if scope not in SCOPES:
+            raise KeyNameError(f"bad key scope {scope!r}: read or write")
         if not _NAME.match(name):
             raise KeyNameError(
                 f"bad key name {name!r}: 1-64 letters, digits, . _ @ - (starting with a letter or digit)"
@@ -92,24 +105,30 @@ class KeyStore:
             if row is not None and row[0] is None:
                 raise KeyNameError(f"a key named {name!r} exists; revoke it first or pick another name")
             db.execute(
-                "INSERT OR REPLACE INTO api_keys (name, digest, created_at, revoked_at) VALUES (?, ?, ?, NULL)",
-                (name, digest(token), _now()),
+                "INSERT OR REPLACE INTO api_keys (name, digest, created_at, revoked_at, scope) "
+                "VALUES (?, ?, ?, NULL, ?)",
+                (name, digest(token), _now(), scope),
             )
         return token
 
-    def verify(self, token: str | None) -> str | None:
-        """The name of the active key ``token`` belongs to, or None."""
+    def verify(self, token: str | None) -> ApiKey | None:
+        """The active key ``token`` belongs to, or None."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         row = (
             self._db()
-            .execute("SELECT name FROM api_keys WHERE digest = ? AND revoked_at IS NULL", (digest(token),))
+            .execute(
+                "SELECT name, created_at, revoked_at, scope FROM api_keys WHERE digest = ? AND revoked_at IS NULL",
+                (digest(token),),
+            )
             .fetchone()
         )
-        return row[0] if row else None
+        return ApiKey(*row) if row else None
 
     def list(self) -> list[ApiKey]:
-        rows = self._db().execute("SELECT name, created_at, revoked_at FROM api_keys ORDER BY created_at, name")
+        rows = self._db().execute(
+            "SELECT name, created_at, revoked_at, scope FROM api_keys ORDER BY created_at, name"
+        )
         return [ApiKey(*row) for row in rows]
 
     def revoke(self, name: str) -> bool:
@@ -122,13 +141,12 @@ class KeyStore:
 
 
 def key_store(home: Home | str | Path) -> KeyStore:
-    root = home.root if isinstance(home, Home) else Path(home)
-    return KeyStore(root / KEY_FILE)
+    return KeyStore((home if isinstance(home, Home) else Home(Path(home))).keys_path)
 
 
-def create_key(home: Home | str | Path, name: str) -> str:
-    """Create a key for ``home``'s API and return its token (for ``critic keys create NAME``)."""
-    return key_store(home).create(name)
+def create_key(home: Home | str | Path, name: str, scope: str = DEFAULT_SCOPE) -> str:
+    """Create a key for ``home``'s API and return its token (for ``critic keys create NAME [--scope]``)."""
+    return key_store(home).create(name, scope)
 
 
 def list_keys(home: Home | str | Path) -> list[ApiKey]:

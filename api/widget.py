@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flask import Blueprint, Response, current_app, render_template, request, send_from_directory, url_for
+from flask import Blueprint, Response, current_app, g, render_template, request, send_from_directory, url_for
 from markupsafe import escape
 from pydantic import ConfigDict, Field, StringConstraints
 
-from api.endpoint import API_PREFIX, Resource, json_response, parse_query
+from api.endpoint import API_PREFIX, Resource, json_response
 from api.problems import ApiProblem, not_found
-from api.runtime import current_service
+from api.runtime import FACET_FIELDS, current_service, runtime
 from api.schemas import Params
 from api.security import frameable
 from critic.records import Artwork
@@ -37,7 +38,6 @@ DEFAULT_K, MAX_K = 6, 24
 EMBED_WIDTH, EMBED_HEIGHT = 640, 340
 OEMBED_CACHE_AGE_S = 3600
 WIDGET_MAX_AGE_S = 300
-FACET_FIELDS = ("classification", "period", "culture")
 MAX_FACET_VALUES = 200
 
 # Catalog images are often plain http (the Walters export is), hence http: in img-src; nothing else loads
@@ -53,7 +53,7 @@ embed_bp = Blueprint("embed", __name__, static_folder=ASSETS, static_url_path="/
 # The JSON endpoints go through the API's own machinery (validation, rate limits, keys, OpenAPI); nested
 # in embed_bp, so one registration serves everything here.
 embed_api = Resource("api", tag="embed", url_prefix="")
-SIMILAR_PAGE = "embed.similar_page"
+SIMILAR_PAGE = "embed.api.similar_page"
 OEMBED = "embed.api.oembed"
 
 
@@ -93,28 +93,50 @@ def _record_or_none(artwork_id: str) -> Artwork | None:
     return current_service().store.get(artwork_id)
 
 
-@embed_bp.get("/embed/similar/<artwork_id>")
+def public_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL for links that leave the response: from PUBLIC_URL when set, else from the Host the
+    request was sent to (never from X-Forwarded-Host, which ProxyFix is not told to trust)."""
+    base = current_app.config["PUBLIC_URL"]
+    return base + url_for(endpoint, **values) if base else url_for(endpoint, _external=True, **values)
+
+
+def _public_root() -> str:
+    return current_app.config["PUBLIC_URL"] + "/" if current_app.config["PUBLIC_URL"] else request.host_url
+
+
+@embed_api.get(
+    "/embed/similar/<artwork_id>",
+    summary="The similar-works strip as a page for iframes",
+    query=EmbedPageParams,
+    cached=True,
+    documented=False,
+    key_in_query=True,
+)
 @frameable
-def similar_page(artwork_id: str) -> Response:
-    """The similar-works strip of one artwork as a page to put in an iframe (``?k=`` and ``?diversity=``)."""
-    options = parse_query(EmbedPageParams)
+def similar_page(artwork_id: str, query: EmbedPageParams) -> Response:
+    """The similar-works strip of one artwork as a page to put in an iframe (``?k=`` and ``?diversity=``).
+
+    When reads need a key, the page proves itself with a read key in its URL (``?key=``), which it hands
+    to the widget to send as X-API-Key."""
+    key = g.get("key_in_url")
     try:
         record = _record_or_none(artwork_id)
         known = record is not None
     except ApiProblem:  # still loading: serve the page, the widget says so if the API cannot answer yet
         record, known = None, True
+    page_url = public_url(SIMILAR_PAGE, artwork_id=artwork_id, **({"key": key} if key else {}))
     page = render_template(
         "embed/similar.html",
         artwork_id=artwork_id,
         title=record.title if record else "",
         known=known,
-        k=options.k,
-        diversity=options.diversity,
-        oembed_url=url_for(OEMBED, url=url_for(SIMILAR_PAGE, artwork_id=artwork_id, _external=True), _external=True),
+        k=query.k,
+        diversity=query.diversity,
+        key=key or "",
+        oembed_url=public_url(OEMBED, url=page_url, **({"key": key} if key else {})),
     )
     response = Response(page, status=200 if known else 404, mimetype="text/html")
     response.headers["Content-Security-Policy"] = EMBED_CSP
-    response.headers["Cache-Control"] = f"public, max-age={current_app.config['CACHE_MAX_AGE']}"
     return response
 
 
@@ -168,6 +190,7 @@ class OEmbedParams(Params):
     # Not in /openapi.json: oEmbed's own spec documents it, and asks for a 501 (a server error to OpenAPI
     # tooling) when a consumer wants XML.
     documented=False,
+    key_in_query=True,
 )
 def oembed(query: OEmbedParams) -> Response:
     """oEmbed 1.0 (https://oembed.com): an artwork or embed page URL of this host as an iframe of its
@@ -176,16 +199,20 @@ def oembed(query: OEmbedParams) -> Response:
         raise ApiProblem(
             501, "Not Implemented", f"format {query.format!r} is not served; use format=json", field="format"
         )
-    target = embedded_artwork(query.url, request.host)
+    root = _public_root()
+    target = embedded_artwork(query.url, urlsplit(root).netloc)
     if target is None:
-        raise not_found(f"no embeddable artwork at {query.url!r}: use {request.host_url}embed/similar/<id>")
+        raise not_found(f"no embeddable artwork at {query.url!r}: use {root}embed/similar/<id>")
     artwork_id, k = target
     record = _record_or_none(artwork_id)
     if record is None:
         raise not_found(f"unknown artwork id {artwork_id!r}")
     width = min(EMBED_WIDTH, query.maxwidth or EMBED_WIDTH)
     height = min(EMBED_HEIGHT, query.maxheight or EMBED_HEIGHT)
-    src = url_for(SIMILAR_PAGE, artwork_id=artwork_id, k=min(max(k or DEFAULT_K, 1), MAX_K), _external=True)
+    key = g.get("key_in_url")  # the read key the consumer was given travels on to the iframe
+    src = public_url(
+        SIMILAR_PAGE, artwork_id=artwork_id, k=min(max(k or DEFAULT_K, 1), MAX_K), **({"key": key} if key else {})
+    )
     label = f"Artworks similar to {record.title}" if record.title else "Similar artworks"
     html = (
         f'<iframe src="{escape(src)}" width="{width}" height="{height}" title="{escape(label)}" '
@@ -196,7 +223,7 @@ def oembed(query: OEmbedParams) -> Response:
         "type": "rich",
         "title": record.title,
         "provider_name": PROVIDER_NAME,
-        "provider_url": request.host_url,
+        "provider_url": root,
         "cache_age": OEMBED_CACHE_AGE_S,
         "html": html,
         "width": width,
@@ -208,30 +235,25 @@ def oembed(query: OEmbedParams) -> Response:
     return json_response(body, headers={"Access-Control-Allow-Origin": "*"})
 
 
-def facet_counts(records: list[Artwork], fields: tuple[str, ...] = FACET_FIELDS) -> dict[str, list[dict]]:
-    """The values of each field with their record counts, most common first (empty values left out).
+def facet_counts(counts: Mapping[str, Counter[str]]) -> dict[str, list[dict]]:
+    """Each field's values with their record counts, most common first (at most MAX_FACET_VALUES).
 
     Example:
-        >>> facet_counts([Artwork(id="1", period="Edo"), Artwork(id="2", period="Edo")], ("period",))
-        {'period': [{'value': 'Edo', 'count': 2}]}
+        >>> facet_counts({"period": Counter({"Edo": 2, "Meiji": 1})})
+        {'period': [{'value': 'Edo', 'count': 2}, {'value': 'Meiji', 'count': 1}]}
     """
     facets = {}
-    for name in fields:
-        counts = Counter(value for value in (getattr(r, name).strip() for r in records) if value)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0].lower()))
+    for name, counted in counts.items():
+        ranked = sorted(counted.items(), key=lambda item: (-item[1], item[0].lower()))
         facets[name] = [{"value": value, "count": count} for value, count in ranked[:MAX_FACET_VALUES]]
     return facets
 
 
 @embed_api.get("/demo/facets", summary="The demo gallery's filter values", cached=True, documented=False)
 def demo_facets() -> dict:
-    """The demo's filter choices; recounted only when the store changed."""
-    service = current_service()
-    version = service.store.last_change()
-    cached = current_app.extensions.get("critic.embed.facets")
-    if cached is None or cached[0] != version:
-        cached = current_app.extensions["critic.embed.facets"] = (version, facet_counts(service.store.all()))
-    return cached[1]
+    """The demo's filter choices, counted as records change (the catalog keeps the counts current)."""
+    catalog = runtime().catalog(current_service())
+    return facet_counts({name: catalog.counts(name) for name in FACET_FIELDS})
 
 
 embed_bp.register_blueprint(embed_api.blueprint)
