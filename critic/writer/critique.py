@@ -389,7 +389,8 @@ class CritiqueWriter:
             confidence = f" ({a['confidence']:.0%} confident)" if scholarly else ""
             (agree if own == a["value"] else differ if own else inferred).append((phrase + confidence, own, name))
         out = []
-        if agree:
+        # Agreement repeats the facts line, so only the scholarly tone states it (with the model's confidence).
+        if agree and scholarly:
             out.append(
                 rng.choice(["Read from its style latent, the work points to {}, as the catalogue does.",
                             "The style model agrees with the catalogue on {}.",
@@ -407,12 +408,6 @@ class CritiqueWriter:
                     ", ".join(p for p, _, _ in inferred))
                 + (" This is an inference, not a record." if scholarly else "")
             )
-        if record.medium:
-            materials = self.lexicon.materials_of(record.medium)
-            verb = rng.choice(["It is worked in {}.", "Its medium is {}.", "It is made of {}."])
-            out.append(verb.format(record.medium.rstrip(".")))
-            if len(materials) > 1 and scholarly:
-                out.append(f"The medium combines {', '.join(materials[:-1])} and {materials[-1]}.")
         for n, text in observations:
             title = n.record.title or "an untitled work"
             lead = rng.choice([
@@ -435,16 +430,18 @@ class CritiqueWriter:
             name = f"{other.title or 'an untitled work'} ({who + '; ' if who else ''}id {other.id})"
             name += f" (similarity {n.score:.2f})" if scholarly else ""
             score = ", a sibling from the same book, series or set," if sibling else ""
-            traits = shared_traits(record, other, self.lexicon)
-            unlike = differences(record, other, self.lexicon)
+            traits = "; ".join(shared_traits(record, other, self.lexicon))
+            unlike = ", ".join(differences(record, other, self.lexicon))
             if traits and unlike:
-                parts.append(f"{name}{score} shares {'; '.join(traits)}, but is {', '.join(unlike)}.")
+                form = rng.choice(["{n} shares {t}, but is {u}.", "{n} has {t} in common with it, though it is {u}.",
+                                   "Like this work, {n} has {t}; unlike it, it is {u}."])
             elif traits:
-                parts.append(f"{name}{score} shares {'; '.join(traits)}.")
+                form = rng.choice(["{n} shares {t}.", "{n} has {t} in common with it.", "Like this work, {n} has {t}."])
             elif unlike:
-                parts.append(f"{name}{score} is close in style space though {', '.join(unlike)}.")
+                form = rng.choice(["{n} is close in style space though {u}.", "{n} is near it in style, yet {u}."])
             else:
-                parts.append(f"{name}{score} is close in style space without sharing a catalogued field.")
+                form = "{n} is close in style space without sharing a catalogued field."
+            parts.append(form.format(n=name + score, t=traits, u=unlike))
         return " ".join(parts)
 
     def _assessment(
@@ -474,8 +471,12 @@ class CritiqueWriter:
                         f"distant (mean similarity {mean:.2f}).",
                     ])
                 else:
-                    text = (f"Its neighbourhood is of middling density (mean similarity {mean:.2f}, closer than "
-                            f"for {pct:.0%} of the collection).")
+                    text = rng.choice([
+                        f"Its neighbourhood is of middling density (mean similarity {mean:.2f}, closer than for "
+                        f"{pct:.0%} of the collection).",
+                        f"It is neither an outlier nor a type specimen: its neighbours sit at a mean similarity of "
+                        f"{mean:.2f}, closer than for {pct:.0%} of the collection.",
+                    ])
                 found.append((abs(pct - 0.5), "typicality", text, numbers))
         if stats is not None:
             found.extend(self._rarity(record, stats, rng))
@@ -516,6 +517,7 @@ class CritiqueWriter:
                 text = rng.choice([
                     f"Its {what}, {shown}, is one of the collection's largest groups ({n:,} works, {share:.0%}).",
                     f"{share:.0%} of the collection shares its {what}, {shown}: it has many peers here.",
+                    f"With {n:,} works of its {what}, {shown}, the collection can set it among many peers.",
                 ])
                 out.append((share - 0.1, f"commonness_{name}", text, numbers))
         return out
@@ -542,7 +544,10 @@ class CritiqueWriter:
                 f"It comes after every one of its {len(years)} dated neighbours, whose median date is {int(median)}.",
             ])
         elif abs(median - own) <= 25:
-            text = f"Its date sits in the middle of its neighbours' (median {int(median)} across {len(years)})."
+            text = rng.choice([
+                f"Its date sits in the middle of its neighbours' (median {int(median)} across {len(years)}).",
+                f"Its {len(years)} dated neighbours cluster around its own date (median {int(median)}).",
+            ])
             return [(0.2, "dating", text, numbers)]
         else:
             side = "earlier" if median > own else "later"
