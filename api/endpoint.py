@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from api.problems import ApiProblem, bad_request
+from index.filters import is_substring
 
 API_PREFIX = "/api/v1"
 JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -52,6 +53,16 @@ class Operation:
     description: str = ""
     cost: str | Callable[[dict[str, Any]], str] = "read"
     key_in_query: bool = False
+
+
+def search_cost(text: str | None, filters: Iterable[str]) -> str:
+    """What a search costs: a text to encode or a substring filter to scan with makes it a text query.
+
+    Example:
+        >>> search_cost(None, ["culture=french"]), search_cost(None, ["title~saint"]), search_cost("a horse", [])
+        ('read', 'text', 'text')
+    """
+    return "text" if text is not None or any(is_substring(f) for f in filters) else "read"
 
 
 def operation_of(view: Callable | None) -> Operation | None:

@@ -267,6 +267,11 @@ def test_generation_and_text_queries_spend_their_own_smaller_budgets(service, so
     texts = [client.post("/api/v1/similar", json={"text": f"a bronze horse {n}"}).status_code for n in range(4)]
     assert texts == [200, 200, 200, 429]
     assert client.get("/api/v1/artworks?q=a+bronze+horse").status_code == 429
+    # A substring filter scans a whole field: it costs a text query too, wherever it is asked.
+    assert client.get("/api/v1/artworks", query_string={"where": "title~vase"}).status_code == 429
+    assert client.get(f"/api/v1/artworks/{some_id}/similar", query_string={"where": "title~vase"}).status_code == 429
+    assert client.post("/api/v1/similar", json={"id": some_id, "filters": {"title~": "vase"}}).status_code == 429
+    assert client.get("/api/v1/artworks", query_string={"where": "title=vase"}).status_code == 200
     # Cheap reads keep flowing: by id, and a listing without text.
     assert client.post("/api/v1/similar", json={"id": some_id}).status_code == 200
     assert client.get(f"/api/v1/artworks/{some_id}/similar").status_code == 200

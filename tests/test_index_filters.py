@@ -158,6 +158,7 @@ def test_update_keeps_built_postings_true():
         ({"culture": [f"c{n}" for n in range(65)]}, "at most 64 per filter"),
         ([f"title~{'|'.join('a' * 60)}", f"medium~{'|'.join('b' * 60)}", "culture=x|y|z|w|v|u|t|s|r"], "at most 128"),
         (["metadata." + "k" * 70 + "=x"], "longer than 64 characters"),
+        (["title~" + "|".join("abcdefghi"), "medium~" + "|".join("abcdefgh")], "at most 16 in one request"),
         ([f"title~{'x' * 500}"] * 9, "at most 4096"),
     ],
 )

@@ -7,7 +7,7 @@ import copy
 from flask import Response, request, url_for
 from werkzeug.http import generate_etag
 
-from api.endpoint import Resource, json_response
+from api.endpoint import Resource, json_response, search_cost
 from api.problems import ApiProblem, bad_request, not_found
 from api.runtime import current_service, runtime
 from api.schemas import FIELD_DEFAULTS, Artwork, ArtworkPage, ArtworkPatch, ListParams, NewArtwork
@@ -36,7 +36,7 @@ def _stored(service: Service, artwork_id: str) -> ArtworkRecord:
     query=ListParams,
     response=ArtworkPage,
     cached=True,
-    cost=lambda arguments: "text" if arguments["query"].q is not None else "read",
+    cost=lambda arguments: search_cost(arguments["query"].q, arguments["query"].where),
 )
 def list_artworks(query: ListParams) -> dict:
     service = current_service()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.endpoint import Resource
+from api.endpoint import Resource, search_cost
 from api.runtime import current_service
 from api.schemas import Recommendations, SimilarBody, SimilarParams
 from index.filters import parse_where
@@ -20,6 +20,7 @@ similar = Resource("similar", tag="similar")
     response=Recommendations,
     cached=True,
     errors=(404,),
+    cost=lambda arguments: search_cost(None, arguments["query"].where),
 )
 def similar_to_artwork(artwork_id: str, query: SimilarParams) -> dict:
     asked = SimilarQuery(
@@ -42,7 +43,7 @@ def similar_to_artwork(artwork_id: str, query: SimilarParams) -> dict:
     body=SimilarBody,
     response=Recommendations,
     errors=(404,),
-    cost=lambda arguments: "text" if arguments["body"].text is not None else "read",
+    cost=lambda arguments: search_cost(arguments["body"].text, [*arguments["body"].filters, *arguments["body"].where]),
 )
 def similar_to_body(body: SimilarBody) -> dict:
     asked = SimilarQuery(
