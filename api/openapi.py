@@ -149,7 +149,7 @@ _DESCRIPTIONS = {
     401: "No valid API key.",
     403: "This browser origin may not write, or the key may only read.",
     404: "Unknown artwork id.",
-    409: "The artwork exists already.",
+    409: "The artwork exists already (POST), or kept changing while a PATCH was applied.",
     412: "The artwork changed since the ETag in If-Match.",
     413: "The body is larger than the configured limit.",
     415: "The body is not JSON.",
