@@ -142,8 +142,10 @@ def _eval_writer(args: argparse.Namespace) -> int:
     home = Home.resolve(args.home)
     records, style = _built_style(home)
     model = load_writer(home.writer_dir, latent_dim=style.latent_dim, embedding_model=MODEL_ID)
+    # Held-out metadata-only texts and drafts are embedded in memory: embeddings.sqlite keeps the collection's texts.
+    cache = EmbeddingCache(home.cache_path)
     result = evaluate_writer_on_split(
-        records, style, model, _cached_embedder(home), memory_embedder(EmbeddingCache(home.cache_path)),
+        records, style, model, memory_embedder(cache, maxsize=50_000), memory_embedder(cache),
         drafters=args.drafter, limit=args.limit or 150, seed=args.seed,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
