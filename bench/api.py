@@ -226,12 +226,12 @@ def in_process(home: Home, ids: list[str], texts: list[str], seconds: float) -> 
         ("similar by id", [SimilarQuery(id=i, k=10) for i in ids]),
         ("similar by text", [SimilarQuery(text=t, k=10) for t in distinct_texts(texts, 20_000)]),
     ):
-        json.dumps(service.recommender.search(queries[-1]).to_json())  # warm-up: loads the encoder once
+        json.dumps(service.similar(queries[-1]).to_json())  # warm-up: loads the encoder once
         wall, cpu, n = [], 0.0, 0
         began = time.perf_counter()
         while time.perf_counter() - began < seconds and n < len(queries):
             t0, c0 = time.perf_counter(), time.thread_time()
-            json.dumps(service.recommender.search(queries[n]).to_json(), ensure_ascii=False)
+            json.dumps(service.similar(queries[n]).to_json(), ensure_ascii=False)
             wall.append(time.perf_counter() - t0)
             cpu += time.thread_time() - c0
             n += 1
