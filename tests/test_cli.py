@@ -20,7 +20,7 @@ def test_info_reports_the_build(capsys, built_home):
     code, out, _ = run_cli(capsys, "info", "--home", str(built_home.root), "--json")
     info = json.loads(out)
     assert code == 0
-    assert info["artworks"] == 300 and info["train"] + info["test"] == 300
+    assert info["artworks"] == 300 and (info["train"], info["validation"], info["test"]) == (210, 30, 60)
     assert "all-MiniLM-L6-v2" in info["embedding_model"]
     assert set(info["vae"]["test"]) >= {"elbo", "kl", "active_units", "attribute_accuracy"}
     code, out, _ = run_cli(capsys, "info", "--home", str(built_home.root))
