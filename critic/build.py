@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from critic.corpus import import_catalog, load_walters
+from critic.corpus import CatalogError, import_catalog, load_walters
 from critic.embed import MODEL_ID, EmbeddingCache, cached_embedder, embed_texts
 from critic.home import Home
 from critic.labels import label_of
@@ -32,6 +32,11 @@ from critic.vae import VAEConfig
 from critic.writer.protocol import ensure_writer
 from critic.writer.train import WriterTrainConfig
 from index.store import VectorIndex
+
+#: The smallest collection that builds (measured: with fewer, the creator split leaves no text to fit the
+#: lexical projection on). Collections this small have no label frequent enough to learn, so their index holds
+#: the unsupervised input vectors, and `critic info` says so.
+MIN_ARTWORKS = 3
 
 
 def _log(message: str) -> None:
@@ -84,9 +89,16 @@ def build(
         log(f"import: {result.summary()}")
         for rejection in rejected[:20]:
             log(f"  rejected {rejection}")
+    if not imported:
+        raise CatalogError(f"{source}: no usable record to import ({len(rejected)} rejected): nothing to build")
     store = ArtworkStore(home.store_path)
     store.upsert_many(imported)
     records = store.all()
+    if len(records) < MIN_ARTWORKS:
+        raise CatalogError(
+            f"{source}: {len(records)} usable record(s); a build needs at least {MIN_ARTWORKS} "
+            "(a style model is fitted on one side of a creator split and measured on the others)"
+        )
     timings["import_s"] = time.perf_counter() - step
     log(f"store: {len(imported)} records imported, {len(records)} in the collection")
 
@@ -111,7 +123,8 @@ def build(
         provenance = {"embedding_model": MODEL_ID, "data_hash": data_hash}
         style = train_style_model(records, embeddings, fit_rows, held_out, provenance, vc, tc, progress)
         save_style_model(home.vae_dir, style)
-        log(f"vae: trained on {len(fit_rows)} artworks, validation {_summarise(style.meta['validation'])}")
+        measured = f", validation {_summarise(style.meta['validation'])}" if "validation" in style.meta else ""
+        log(f"vae: trained on {len(fit_rows)} artworks{measured}; index: {style.meta['index']['reason']}")
     meta = style.meta
     timings["vae_s"] = time.perf_counter() - step
 

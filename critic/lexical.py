@@ -17,8 +17,8 @@ from critic.vectors import normalise
 LEXICAL_DIMS = 256
 
 
-def _vectorizer(vocabulary: dict[str, int] | None = None) -> TfidfVectorizer:
-    return TfidfVectorizer(sublinear_tf=True, min_df=2, stop_words="english", vocabulary=vocabulary)
+def _vectorizer(vocabulary: dict[str, int] | None = None, min_df: int = 2) -> TfidfVectorizer:
+    return TfidfVectorizer(sublinear_tf=True, min_df=min_df, stop_words="english", vocabulary=vocabulary)
 
 
 class LexicalProjector:
@@ -46,9 +46,19 @@ class LexicalProjector:
 
     @classmethod
     def fit(cls, texts: Sequence[str], dims: int = LEXICAL_DIMS, seed: int = 0) -> LexicalProjector:
-        vectorizer = _vectorizer()
-        matrix = vectorizer.fit_transform(texts)
+        # A word counts once two texts use it; a catalogue too small for any such word keeps every word.
+        for min_df in (2, 1):
+            vectorizer = _vectorizer(min_df=min_df)
+            try:
+                matrix = vectorizer.fit_transform(texts)
+                break
+            except ValueError:  # scikit-learn's "empty vocabulary" / "no terms remain" / "max_df < min_df"
+                continue
+        else:
+            raise ValueError("the texts hold no word to learn from (only stop words, or none at all)")
         dims = min(dims, matrix.shape[1] - 1, len(texts) - 1)
+        if dims < 1:
+            raise ValueError(f"{len(texts)} text(s) with {matrix.shape[1]} distinct word(s) are too few to project")
         svd = TruncatedSVD(dims, random_state=seed).fit(matrix)
         vocabulary = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
         return cls(vocabulary, vectorizer.idf_, svd.components_)
