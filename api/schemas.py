@@ -270,6 +270,10 @@ FilterParams = create_model(
 )
 
 
+EXCLUDE_SAME_CREATOR = "Leave out works by the creators of the query's artworks (more like this by other artists)."
+MAX_PER_CREATOR = "At most this many results by any one creator, best first, on every page."
+
+
 class SimilarParams(FilterParams):
     k: int = Field(default=10, ge=1, le=100, description="How many results.")
     offset: int = Field(default=0, ge=0, lt=MAX_DEPTH, description="Results to skip (pagination).")
@@ -278,6 +282,8 @@ class SimilarParams(FilterParams):
     exclude: Annotated[list[ArtworkRef], Field(max_length=1000)] = Field(
         default=[], description="Ids never to return (already seen), repeatable."
     )
+    exclude_same_creator: bool = Field(default=False, description=EXCLUDE_SAME_CREATOR)
+    max_per_creator: int | None = Field(default=None, ge=1, le=100, description=MAX_PER_CREATOR)
 
 
 class ListParams(FilterParams):
@@ -316,6 +322,8 @@ class SimilarBody(Body):
     diversity: float = Field(default=0.0, ge=0, le=1)
     min_score: float | None = Field(default=None, ge=-1, le=1)
     exclude: Annotated[list[ArtworkRef], Field(max_length=1000)] = []
+    exclude_same_creator: bool = Field(default=False, description=EXCLUDE_SAME_CREATOR)
+    max_per_creator: int | None = Field(default=None, ge=1, le=100, description=MAX_PER_CREATOR)
 
 
 class _FactsBase(Body, _YearsInOrder):

@@ -79,6 +79,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         exclude=args.exclude or (),
         diversity=args.diverse,
         min_score=args.min_score,
+        exclude_same_creator=args.other_creators,
+        max_per_creator=args.max_per_creator,
     )
     result = Service.load(Home.resolve(args.home), log=lambda _: None).recommender.search(query).to_json()
     if args.json:
@@ -299,6 +301,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", metavar="ID", help="never return this artwork (repeatable)")
     p.add_argument("--diverse", type=float, default=0.0, metavar="0..1", help="MMR diversity (0 = pure similarity)")
     p.add_argument("--min-score", type=float, help="drop results below this cosine similarity")
+    p.add_argument("--other-creators", action="store_true",
+                   help="leave out works by the query artwork's creators (more like this by other artists)")
+    p.add_argument("--max-per-creator", type=int, metavar="N", help="at most N results by any one creator")
     p.add_argument("--json", action="store_true")
     _home_option(p)
 

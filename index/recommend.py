@@ -19,7 +19,7 @@ import numpy as np
 from critic.records import Artwork
 from index.errors import IndexMismatchError, QueryError, UnknownArtworkError
 from index.explain import explain
-from index.filters import Condition, FilterIndex, parse_where
+from index.filters import Condition, FilterIndex, fold_case, parse_where
 from index.mmr import MIN_POOL, POOL_STEP, mmr_order, pool_size
 from index.store import VectorIndex
 
@@ -36,6 +36,8 @@ class SimilarQuery:
 
     ``like``/``unlike`` take ids (weight 1 each) or ``{id: weight}``. ``where`` takes parsed conditions,
     expressions or a mapping (see ``index.filters``). ``diversity`` is 1 - MMR lambda; 0 ranks by similarity.
+    ``exclude_same_creator`` leaves out works by any creator of the query's examples ("more like this by other
+    artists"); ``max_per_creator`` keeps at most that many results per creator, best first, on every page.
     """
 
     id: str | None = None
@@ -48,6 +50,8 @@ class SimilarQuery:
     exclude: Sequence[str] = ()
     diversity: float = 0.0
     min_score: float | None = None
+    exclude_same_creator: bool = False
+    max_per_creator: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise the inputs once, here
@@ -66,6 +70,9 @@ class SimilarQuery:
             raise QueryError(f"diversity must lie in 0..1, got {self.diversity}")
         if self.min_score is not None and not -1.0 <= self.min_score <= 1.0:
             raise QueryError(f"min_score must lie in -1..1, got {self.min_score}")
+        cap = self.max_per_creator
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise QueryError(f"max_per_creator must be a whole number >= 1, got {self.max_per_creator!r}")
         where = self.where if isinstance(self.where, Mapping | str) else tuple(self.where)
         if not (isinstance(where, tuple) and all(isinstance(c, Condition) for c in where)):
             where = parse_where(where)
@@ -91,6 +98,8 @@ class SimilarQuery:
             "exclude": list(self.exclude),
             "diversity": self.diversity,
             "min_score": self.min_score,
+            "exclude_same_creator": self.exclude_same_creator,
+            "max_per_creator": self.max_per_creator,
         }
 
 
@@ -104,6 +113,8 @@ class SearchOptions(TypedDict, total=False):
     exclude: Sequence[str]
     diversity: float
     min_score: float | None
+    exclude_same_creator: bool
+    max_per_creator: int | None
 
 
 @dataclass(frozen=True)
@@ -185,6 +196,7 @@ class Recommender:
             )
         self._filters = FilterIndex(self._records, index.key_of)
         self._same_text: dict[str, set[str]] | None = None  # text hash -> ids, built on first use
+        self._by_creator: dict[str, set[str]] | None = None  # case-folded creator -> ids, built on first use
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ asking
@@ -210,8 +222,11 @@ class Recommender:
         with self._lock:
             vector, examples = self._query_vector(query, encoded)
             excluded = set(query.exclude) | set(examples) | self._same_texts(examples)
+            if query.exclude_same_creator:
+                excluded |= self._by_creators_of(examples)
             depth = query.offset + query.k + 1  # one more than the page tells whether a next page exists
-            wanted = pool_size(depth, self.min_pool, self.pool_step) if query.diversity else depth
+            pooled = query.diversity or query.max_per_creator
+            wanted = pool_size(depth, self.min_pool, self.pool_step) if pooled else depth
             hits = self.index.search(vector, wanted, allow=allowed, exclude=excluded)
             if query.min_score is not None:
                 hits = [hit for hit in hits if hit[1] >= query.min_score]
@@ -225,6 +240,8 @@ class Recommender:
                     pool_step=self.pool_step,
                 )
                 hits = [hits[n] for n in order]
+            if query.max_per_creator:
+                hits = self._capped(hits, query.max_per_creator)
             page = hits[query.offset : query.offset + query.k]
             more = len(hits) > query.offset + query.k
             return Recommendations(
@@ -254,6 +271,8 @@ class Recommender:
             self._filters.update(old, record)
             if self._same_text is not None:
                 self._same_text.setdefault(record.text_hash(), set()).add(record.id)
+            if self._by_creator is not None:
+                self._index_creators(record)
             if attributes is not None:
                 self._attributes[record.id] = dict(attributes)
             else:
@@ -308,9 +327,37 @@ class Recommender:
                 self._same_text.setdefault(record.text_hash(), set()).add(record.id)
         return set().union(*(self._same_text.get(self._records[i].text_hash(), ()) for i in ids))
 
+    def _by_creators_of(self, ids: Iterable[str]) -> set[str]:
+        """Every artwork sharing a creator with one of ``ids``."""
+        if self._by_creator is None:
+            self._by_creator = {}
+            for record in self._records.values():
+                self._index_creators(record)
+        names = {name for i in ids for name in _creator_keys(self._records[i])}
+        return set().union(*(self._by_creator.get(name, ()) for name in names))
+
+    def _index_creators(self, record: Artwork) -> None:
+        for name in _creator_keys(record):
+            self._by_creator.setdefault(name, set()).add(record.id)
+
+    def _capped(self, hits: list[tuple[str, float]], cap: int) -> list[tuple[str, float]]:
+        """Hits in order, skipping any whose creators already have ``cap`` results above it."""
+        seen: dict[str, int] = {}
+        kept = []
+        for hit in hits:
+            names = _creator_keys(self._records[hit[0]])
+            if all(seen.get(n, 0) < cap for n in names):
+                kept.append(hit)
+                for n in names:
+                    seen[n] = seen.get(n, 0) + 1
+        return kept
+
     def _forget_text(self, record: Artwork | None) -> None:
         if record is not None and self._same_text is not None:
             self._same_text.get(record.text_hash(), set()).discard(record.id)
+        if record is not None and self._by_creator is not None:
+            for name in _creator_keys(record):
+                self._by_creator.get(name, set()).discard(record.id)
 
     def _explained(
         self, artwork_id: str, score: float, query: SimilarQuery, examples: Mapping[str, np.ndarray]
@@ -336,6 +383,10 @@ class Recommender:
         return Recommendation(
             artwork_id, score, record.title, list(record.creators), why, record.image_url, record.url
         )
+
+
+def _creator_keys(record: Artwork) -> set[str]:
+    return {key for key in (fold_case(name) for name in record.creators) if key}
 
 
 def _weights(name: str, given: Mapping[str, float] | Sequence[str]) -> dict[str, float]:

@@ -96,6 +96,12 @@ def test_similar_matches_the_cli_shape_and_honours_filters(client, service, desc
     second_page = ok(client.get(f"/api/v1/artworks/{described.id}/similar?k=5&offset=5"))
     assert not {r["id"] for r in body["results"]} & {r["id"] for r in second_page["results"]}
     assert body["next_offset"] == 5
+    others = ok(client.get(f"/api/v1/artworks/{described.id}/similar?k=5&exclude_same_creator=true&max_per_creator=1"))
+    assert others == service.recommender.similar(
+        described.id, k=5, exclude_same_creator=True, max_per_creator=1
+    ).to_json()
+    assert not any(set(described.creators) & set(r["creators"]) for r in others["results"])
+    assert client.get(f"/api/v1/artworks/{described.id}/similar?max_per_creator=0").status_code == 400
 
 
 def test_post_similar_by_text_and_by_examples(client, described):

@@ -176,6 +176,24 @@ def test_min_score_and_exclude(recommender):
     assert ids_of(rest) == ids_of(top)[5:15]
 
 
+def test_other_creators_and_a_cap_per_creator(recommender, collection):
+    records, _, _ = collection
+    own = set(records["w000"].creators)
+    plain = recommender.similar("w000", k=20)
+    assert any(own & set(r.creators) for r in plain.results)  # the fixture's creators each hold ~17 works
+    others = recommender.similar("w000", k=20, exclude_same_creator=True)
+    assert len(others.results) == 20 and not any(own & set(r.creators) for r in others.results)
+    # What remains keeps the plain ranking's order.
+    kept = [i for i in ids_of(plain) if not own & set(records[i].creators)]
+    assert ids_of(others)[: len(kept)] == kept
+    capped = [recommender.similar("w000", k=4, offset=o, max_per_creator=2) for o in (0, 4)]
+    names = [r.creators[0] for page in capped for r in page.results]
+    assert len(names) == 8 and max(names.count(n) for n in names) == 2
+    assert not set(ids_of(capped[0])) & set(ids_of(capped[1]))  # pages stay disjoint
+    with pytest.raises(QueryError, match="max_per_creator"):
+        recommender.similar("w000", max_per_creator=0)
+
+
 def test_to_json_has_exactly_the_agreed_shape(recommender):
     answer = recommender.similar("w000", k=3, offset=2, where=["period=Renaissance"], diversity=0.2).to_json()
     assert set(answer) == {"query", "results", "next_offset"}
@@ -187,6 +205,8 @@ def test_to_json_has_exactly_the_agreed_shape(recommender):
         "exclude": [],
         "diversity": 0.2,
         "min_score": None,
+        "exclude_same_creator": False,
+        "max_per_creator": None,
     }
     assert answer["next_offset"] == 5
     assert all(set(r) == {"id", "score", "title", "creators", "why", "image_url", "url"} for r in answer["results"])

@@ -31,6 +31,8 @@ def similar_to_artwork(artwork_id: str, query: SimilarParams) -> dict:
         exclude=query.exclude,
         diversity=query.diversity,
         min_score=query.min_score,
+        exclude_same_creator=query.exclude_same_creator,
+        max_per_creator=query.max_per_creator,
     )
     return current_service().similar(asked).to_json()
 
@@ -57,5 +59,7 @@ def similar_to_body(body: SimilarBody) -> dict:
         exclude=body.exclude,
         diversity=body.diversity,
         min_score=body.min_score,
+        exclude_same_creator=body.exclude_same_creator,
+        max_per_creator=body.max_per_creator,
     )
     return current_service().similar(asked).to_json()

@@ -5,7 +5,9 @@
  *   <div data-critic-similar="ARTWORK_ID" data-k="6"></div>
  *   <div data-critic-critique="ARTWORK_ID" data-tone="label"></div>
  *
- * Options (data- attributes on the element): k (1-24), diversity (0-1), link (a URL template with {id}
+ * Options (data- attributes on the element): k (1-24), diversity (0-1), max-per-creator (1-24, default 2:
+ * at most that many works by any one artist), other-creators (present: none by the artwork's own creators),
+ * link (a URL template with {id}
  * for where an item links; default: the record's own page), target (_blank, _top...), heading (the
  * strip's caption; empty for none), tone (label, critique, scholarly), seed; critic-api (the API's base
  * URL, also accepted on the script tag; default: where this script came from); critic-key (a read key,
@@ -235,8 +237,12 @@
     el.classList.remove("critic-w-failed");
     var k = Math.round(clampNumber(el.getAttribute("data-k"), 1, 24, 6));
     var diversity = clampNumber(el.getAttribute("data-diversity"), 0, 1, 0);
-    var params = { k: k };
+    // A visitor wants "more like this", not the same artist's other works: at most two per creator
+    // unless the page says otherwise (data-max-per-creator, 1-24; data-other-creators for none by the same).
+    var perCreator = Math.round(clampNumber(el.getAttribute("data-max-per-creator"), 1, 24, 2));
+    var params = { k: k, max_per_creator: perCreator };
     if (diversity > 0) params.diversity = diversity;
+    if (el.hasAttribute("data-other-creators")) params.exclude_same_creator = "true";
     var key = apiKey(el);
     return getJSON(base, "/api/v1/artworks/" + encodeURIComponent(id) + "/similar", params, SIMILAR_TIMEOUT_MS, key)
       .then(function (answer) { return withRecords(base, answer.results || [], key); })
