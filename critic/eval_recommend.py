@@ -32,7 +32,7 @@ from critic.evaluate import (
 )
 from critic.home import Home
 from critic.labels import label_of
-from critic.records import Artwork
+from critic.records import Artwork, text_hash
 from critic.split import three_way_split
 from critic.store import ArtworkStore
 from critic.style_model import StyleModel, StyleModelError, load_style_model, save_style_model
@@ -114,22 +114,31 @@ class Protocol:
     def variants(self, log: Callable[[str], None] = lambda _: None) -> Iterator[Variant]:
         """Each variant's catalogue, the labels it scores and the candidates it rules out."""
         self.home.eval_dir.mkdir(parents=True, exist_ok=True)
+        build_cache = EmbeddingCache(self.home.cache_path)
         eval_cache = EmbeddingCache(self.home.eval_dir / "embeddings.sqlite")
 
-        def embedded(variant: list[Artwork], cache: EmbeddingCache) -> np.ndarray:
-            return embed_texts([r.text() for r in variant], cache, progress=True)[0]
+        def embedded(variant: list[Artwork]) -> np.ndarray:
+            """The build's cache answers the collection's own texts (read only); the evaluation's the rest."""
+            texts = [r.text() for r in variant]
+            hashes = [text_hash(t) for t in texts]
+            known = build_cache.get_many(hashes)
+            rest = list(dict.fromkeys(t for t, h in zip(texts, hashes, strict=True) if h not in known))
+            if rest:
+                vectors, _ = embed_texts(rest, eval_cache, progress=True)
+                known.update(zip((text_hash(t) for t in rest), vectors, strict=True))
+            return np.stack([known[h] for h in hashes])
 
         log("as-is and other-creators")
-        catalogue = Catalogue(self.records, embedded(self.records, EmbeddingCache(self.home.cache_path)), self.style)
+        catalogue = Catalogue(self.records, embedded(self.records), self.style)
         yield Variant("as-is", catalogue, EVAL_LABELS)
         yield Variant("other-creators", catalogue, EVAL_LABELS, other_creators(self.records))
         for name in EVAL_LABELS:
             log(f"label-blind: {name}")
             blind = [label_blind(r, [name]) for r in self.records]
-            yield Variant("label-blind", Catalogue(blind, embedded(blind, eval_cache), self.style), (name,))
+            yield Variant("label-blind", Catalogue(blind, embedded(blind), self.style), (name,))
         log("metadata-only")
         stripped = [metadata_only(r) for r in self.records]
-        embeddings = embedded(stripped, eval_cache)
+        embeddings = embedded(stripped)
         style = _metadata_only_style(self.home, stripped, embeddings, self.fit_rows, log)
         yield Variant("metadata-only", Catalogue(stripped, embeddings, style), EVAL_LABELS)
 
