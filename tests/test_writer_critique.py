@@ -141,6 +141,8 @@ def test_an_undescribed_record_gets_a_draft(writer):
     result = writer.critique(grounding(bare), tone="critique", seed=0).to_json()
     assert result["evidence"]["description"]["source"] == "draft"
     assert result["evidence"]["description"]["draft"]["drafter"] == "template"
+    # The template only repeats the facts line, so the critique has no Description section then.
+    assert [s["title"] for s in result["sections"]][:2] == ["What it is", "Style and technique"]
     assert not SLOT_RE.search(result["text"])
 
 

@@ -26,6 +26,13 @@ from critic.writer.slots import MATERIAL_SLOTS, delexicalise, sentences, slot_va
 WORD_LIMITS = {"label": 80, "critique": 250, "scholarly": 400}
 NEIGHBOURS_SHOWN = {"label": 0, "critique": 3, "scholarly": 3}
 OBSERVATIONS = {"label": 0, "critique": 1, "scholarly": 2}
+DESCRIPTION_FLOOR = {"label": 0, "critique": 70, "scholarly": 150}
+#: Sentences that point elsewhere (bibliography, credit lines) or end on an abbreviation the splitter cut at.
+_NOT_PROSE = re.compile(
+    r"\b(?:please see|for more information|see also|cat(?:alogue)?\.? no|literature:|bibliography)\b"
+    r"|\b(?:no|cat|fig|figs|pl|ca|vol|pp|p|inv|st|nos)\.$",
+    re.IGNORECASE,
+)
 ASSESSMENTS = {"label": 0, "critique": 2, "scholarly": 3}
 #: Words that mark a curator's sentence as being about how a work was made (what may transfer to a neighbour).
 TECHNIQUE = re.compile(
@@ -145,7 +152,7 @@ def informative_sentences(text: str, budget: int, known: str = "") -> list[str]:
     scored = []
     for i, sentence in enumerate(sentences(text)):
         content = {w.lower() for w in words(sentence) if len(w) > 3 and w.lower() not in _STOP} - seen
-        if len(sentence.split()) >= 4 and content:
+        if len(sentence.split()) >= 4 and content and not _NOT_PROSE.search(sentence):
             scored.append((len(content) / len(sentence.split()) ** 0.5, i, sentence))
     chosen: list[tuple[int, str]] = []
     used = 0
@@ -278,7 +285,15 @@ class CritiqueWriter:
             evidence["observations"] = [{"id": n.record.id, "sentence": text} for n, text in observations]
             evidence["assessment"] = numbers
         budget = WORD_LIMITS[tone] - word_count(facts) - sum(word_count(s.text) for s in others)
-        description, draft = self._description(grounding, tone, seed, max(budget, 25))
+        # The description comes first: it keeps at least DESCRIPTION_FLOOR words, and the comparison gives up
+        # neighbours (the last first) while the whole is over the tone's limit.
+        description, draft = self._description(grounding, tone, seed, max(budget, DESCRIPTION_FLOOR[tone]))
+        while others and len(compared) > 1 and word_count(facts) + word_count(description.text) + sum(
+            word_count(s.text) for s in others
+        ) > WORD_LIMITS[tone]:
+            compared = compared[:-1]
+            shorter = self._comparison(record, compared, random.Random(seed), tone == "scholarly")
+            others[1] = Section("Comparison", shorter)
         sections = [Section("What it is", fit_words(facts, WORD_LIMITS["label"])), description, *others]
         if tone == "scholarly":
             sections.append(Section("Sources", self._sources(record, compared, draft)))
@@ -307,6 +322,8 @@ class CritiqueWriter:
             text = f"{opener} “{' '.join(chosen)}”" if chosen else ""
             return Section("Description", text), {"source": "caller" if caller else "record", "sentences": chosen}
         draft = self.drafter.draft(grounding, seed)
+        if draft.source == "template":
+            return Section("Description", ""), draft  # the facts line already says all the template would
         body = draft.body if draft.lead else draft.text
         return Section("Description", fit_words(body, budget)), draft
 
