@@ -99,3 +99,16 @@ def test_critique_measures_on_a_sample():
     shares = [t["share"] for t in result["most_frequent_templates"]]
     assert shares == sorted(shares, reverse=True) and result["top_template_share"] == shares[0]
     assert result["latency_p99_s"] >= result["latency_p50_s"]
+
+
+def test_the_validation_rule_picks_the_closest_fluent_drafter():
+    from critic.writer.protocol import choose_drafter
+
+    rows = [
+        {"drafter": "edit", "sbert_cosine": 0.37, "fluency_ratio": 1.47},
+        {"drafter": "retrieval", "sbert_cosine": 0.35, "fluency_ratio": 1.2},
+        {"drafter": "decoder", "sbert_cosine": 0.30, "fluency_ratio": 1.1},
+        {"drafter": "template", "sbert_cosine": 0.5, "fluency_ratio": 0.9},
+    ]
+    assert choose_drafter(rows)["drafter"] == "retrieval"
+    assert choose_drafter(rows[:1])["drafter"] is None

@@ -308,7 +308,11 @@ def format_table(result: dict) -> str:
 
 def format_report(result: dict) -> str:
     """`critic eval writer` as text: both sides' tables, the critiques' figures and the calibration."""
-    lines = [f"default drafter: {result['default_drafter']} (chosen on the validation side)"]
+    choice = result["validation_choice"]
+    lines = [
+        f"default drafter: {result['default_drafter']}; the validation rule ({choice['rule']}) picks: "
+        f"{choice['drafter'] or 'none (no drafter but the template is within the bound)'}"
+    ]
     for side in ("validation", "test"):
         part = result[side]
         fluency = f"fluency on {part['fluency_artworks']}" if part["fluency_artworks"] else part.get("fluency", "")

@@ -174,6 +174,23 @@ def ensure_writer(
     return {**model.config.provenance, "reused": False}
 
 
+#: The issue's bound on drafted text: median reference-LM perplexity at most this multiple of the curators'.
+FLUENCY_BOUND = 1.3
+
+
+def choose_drafter(rows: Sequence[dict]) -> dict:
+    """The validation rule for the default: the highest SBERT cosine among drafters whose fluency ratio is within
+    FLUENCY_BOUND (all drafters when the reference LM is missing), the template aside (it is the fallback)."""
+    drafting = [r for r in rows if r["drafter"] != "template"]
+    fluent = [r for r in drafting if r.get("fluency_ratio", 0.0) <= FLUENCY_BOUND]
+    best = max(fluent, key=lambda r: r["sbert_cosine"], default=None)
+    return {
+        "rule": f"highest SBERT cosine with fluency ratio <= {FLUENCY_BOUND}",
+        "drafter": best["drafter"] if best else None,
+        "candidates": [r["drafter"] for r in fluent],
+    }
+
+
 def evaluate_writer_on_split(
     records: Sequence[Artwork],
     style: StyleLike,
@@ -232,6 +249,7 @@ def evaluate_writer_on_split(
             seed=seed,
             log=log,
         )
+    result["validation_choice"] = choose_drafter(result["validation"]["rows"])
     default = available.get(DEFAULT_DRAFTER) or chosen[0]
     writer = CritiqueWriter(default, judge, None, calibration["thresholds"])
     result["critiques"] = evaluate_critiques(
