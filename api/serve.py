@@ -37,12 +37,19 @@ class _Gunicorn(BaseApplication):
 
 
 def _share_cores(workers: int) -> Callable[[Any, Any], None]:
-    """A post-fork hook sizing each worker's torch thread pool to its share of the cores."""
+    """A post-fork hook sizing each worker's torch thread pool to its share of the cores, and FAISS's to one.
+
+    A search over the index is a few hundred microseconds of work; FAISS's default OpenMP threads made it cost
+    3.66 ms of CPU and 11.6 ms wall on 2 busy cores against 0.26 ms and 0.61 ms with one (bench/api.py's run in
+    docs/results.md). Requests already run side by side on the worker's threads.
+    """
 
     def post_fork(server: Any, worker: Any) -> None:
+        import faiss
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        faiss.omp_set_num_threads(1)
 
     return post_fork
 
