@@ -414,10 +414,13 @@ class CritiqueWriter:
                             "Its style latent confirms the catalogued {}."]).format(", ".join(p for p, _, _ in agree))
             )
         for phrase, own, name in differ:
-            out.append(
-                f"The style model sets it nearer the {phrase} than its catalogued {_display(own, name, record)}"
-                + (", a tension worth a closer look." if scholarly else ".")
-            )
+            form = rng.choice([
+                "The style model sets it nearer the {p} than its catalogued {o}",
+                "Read by the style model, it looks closer to the {p} than to its catalogued {o}",
+                "Its style latent leans towards the {p}, not the catalogued {o}",
+            ])
+            out.append(form.format(p=phrase, o=_display(own, name, record))
+                       + (", a tension worth a closer look." if scholarly else "."))
         if inferred:
             out.append(
                 rng.choice(["Where the catalogue is silent, the style model suggests {}.",
@@ -486,6 +489,14 @@ class CritiqueWriter:
                         f"than for {1 - pct:.0%} of the collection's works.",
                         f"Few works resemble it closely; only {pct:.0%} of the collection have neighbours as "
                         f"distant (mean similarity {mean:.2f}).",
+                        f"Its nearest works are only loosely like it (mean similarity {mean:.2f}), a looser "
+                        f"neighbourhood than {1 - pct:.0%} of the collection's.",
+                        f"An outlier in style space: {1 - pct:.0%} of sampled works sit closer to their neighbours "
+                        f"than it does to its own ({mean:.2f}).",
+                        f"The collection holds little like it: a mean similarity of {mean:.2f} to its nearest works "
+                        f"is lower than for {1 - pct:.0%} of the works sampled.",
+                        f"Its place in style space is a sparse one (mean similarity {mean:.2f} to its three nearest; "
+                        f"{1 - pct:.0%} of sampled works have closer company).",
                     ])
                 else:
                     text = rng.choice([
@@ -564,12 +575,21 @@ class CritiqueWriter:
             text = rng.choice([
                 f"Its date sits in the middle of its neighbours' (median {int(median)} across {len(years)}).",
                 f"Its {len(years)} dated neighbours cluster around its own date (median {int(median)}).",
+                f"Its date is typical of its neighbourhood: the median of its {len(years)} dated neighbours is "
+                f"{int(median)}.",
+                f"In date it keeps company with its neighbours, whose median year is {int(median)}.",
             ])
             return [(0.2, "dating", text, numbers)]
         else:
             side = "earlier" if median > own else "later"
-            text = (f"It is {side} than most of its {len(years)} dated neighbours "
-                    f"({max(earlier, later)} of them; median {int(median)}).")
+            text = rng.choice([
+                f"It is {side} than most of its {len(years)} dated neighbours "
+                f"({max(earlier, later)} of them; median {int(median)}).",
+                f"Most of its dated neighbours ({max(earlier, later)} of {len(years)}) are "
+                f"{'later' if side == 'earlier' else 'earlier'} than it (median {int(median)}).",
+                f"Against its neighbours' median date of {int(median)}, it is {side} than "
+                f"{max(earlier, later)} of {len(years)}.",
+            ])
         return [(0.7, "dating", text, numbers)]
 
     def _sources(self, record: Artwork, compared: list[tuple[Neighbour, bool]], draft) -> str:

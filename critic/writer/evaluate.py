@@ -197,6 +197,8 @@ def evaluate_writer(
     }
 
 
+#: A sentence ends at . ! or ? before a capital, unless the word before is an abbreviation ("ca. 1470").
+_PROSE_END = re.compile(r"(?<!\bca\.)(?<!\bSt\.)(?<!\bno\.)(?<!\bcat\.)(?<!\bfig\.)(?<=[.!?])\s+(?=[A-Z“\"])")
 _QUOTED = re.compile(r'“[^”]*”|"[^"]*"')
 _PARENS = re.compile(r"\([^()]*\)")
 
@@ -268,7 +270,7 @@ def evaluate_critiques(
                 continue
             if section["title"] == "What it is":
                 continue
-            keys.update(template_key(s, vocabulary) for s in sentences(section["text"]))
+            keys.update(template_key(s, vocabulary) for s in _PROSE_END.split(section["text"]) if s.strip())
         counts.update(keys)
     top = counts.most_common(5)
     return {
@@ -330,7 +332,7 @@ def format_report(result: dict) -> str:
         "attribute thresholds (calibrated on validation, target agreement "
         f"{result['calibration']['target_precision']:.0%}): "
         + ", ".join(f"{k} {v:.2f}" for k, v in result["calibration"]["thresholds"].items()),
-        f"fluency gate: per-token perplexity <= {result['fluency_gate']['threshold']} "
-        f"(the {result['fluency_gate']['quantile']:.0%} quantile of validation curator sentences)",
+        f"fluency gate: SLOR >= {result['fluency_gate']['threshold']} "
+        f"(passed by {result['fluency_gate']['quantile']:.0%} of validation curator sentences)",
     ]
     return "\n".join(lines)
