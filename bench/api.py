@@ -55,22 +55,11 @@ from loadgen import critic_serve  # noqa: E402
 # This file is named api.py: with its folder on the path it would shadow the project's `api` package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
-from api.testing import ServerProcess, copy_home, free_port  # noqa: E402
+from api.testing import NO_LIMITS_ENV, ServerProcess, copy_home, free_port  # noqa: E402
 from critic.home import Home  # noqa: E402
 from critic.store import ArtworkStore  # noqa: E402
 
 WRK_SCRIPT = BENCH / "wrk_requests.lua"
-NO_LIMITS = {
-    f"CRITIC_{name}": "off"
-    for name in (
-        "RATE_LIMIT",
-        "KEY_RATE_LIMIT",
-        "GENERATION_RATE_LIMIT",
-        "KEY_GENERATION_RATE_LIMIT",
-        "TEXT_QUERY_RATE_LIMIT",
-        "KEY_TEXT_QUERY_RATE_LIMIT",
-    )
-}
 NO_CAP = {"CRITIC_MAX_GENERATIONS": "0"}
 
 
@@ -301,7 +290,7 @@ def measure(home: Home, args, folder: Path) -> dict:
         print("  " + line(item), flush=True)
 
     memory = {}
-    server = serve(home, args, {**NO_LIMITS, **NO_CAP, "CRITIC_RUN_DIR": str(folder / "run-a")}, "critic serve")
+    server = serve(home, args, {**NO_LIMITS_ENV, **NO_CAP, "CRITIC_RUN_DIR": str(folder / "run-a")}, "critic serve")
     try:
         by_id = record_bodies(server, ids, folder / "bodies.json")
         warm_critiques(server, ids, concurrent=2 * args.workers, rounds=2)
@@ -323,7 +312,7 @@ def measure(home: Home, args, folder: Path) -> dict:
     finally:
         server.kill()
 
-    capped_env = {**NO_LIMITS, "CRITIC_RUN_DIR": str(folder / "run-b")}
+    capped_env = {**NO_LIMITS_ENV, "CRITIC_RUN_DIR": str(folder / "run-b")}
     server = serve(home, args, capped_env, "critic serve, generations capped (CRITIC_MAX_GENERATIONS default)")
     try:
         wrk.run(server, by_id, 4, 2)
