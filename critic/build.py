@@ -124,7 +124,7 @@ def build(
         style = train_style_model(records, embeddings, fit_rows, held_out, provenance, vc, tc, progress)
         save_style_model(home.vae_dir, style)
         measured = f", validation {_summarise(style.meta['validation'])}" if "validation" in style.meta else ""
-        log(f"vae: trained on {len(fit_rows)} artworks{measured}; index: {style.meta['index']['reason']}")
+        log(f"vae: trained on {len(fit_rows)} artworks{measured}; index: {style.index_reason}")
     meta = style.meta
     timings["vae_s"] = time.perf_counter() - step
 
@@ -173,7 +173,8 @@ def build(
         "embedding_dim": int(embeddings.shape[1]),
         "newly_embedded": encoded,
         "latent_dim": style.latent_dim,
-        "index_mix": {**style.meta.get("index", {}), "latent_weight": style.latent_weight},
+        "index_mix": {**style.meta.get("index", {}), "latent_weight": style.latent_weight,
+                      "reason": style.index_reason},
         "index": {"kind": index.kind, "count": len(index)},
         "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "validation", "test")},
         "writer": writer_info,

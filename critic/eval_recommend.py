@@ -179,7 +179,7 @@ def evaluate_recommendations(
         "artworks": len(protocol.records),
         "queries": {name: int((protocol.values[name][protocol.queries] != "").sum()) for name in EVAL_LABELS},
         "shipped": SHIPPED,
-        "index_mix": protocol.style.meta.get("index"),
+        "index_mix": {"latent_weight": protocol.style.latent_weight, "reason": protocol.style.index_reason},
         "precision": precision,
         "shipped_minus_best_unsupervised": margins,
     }

@@ -153,10 +153,9 @@ MAX_MAJORITY = 0.95
 
 
 def index_mix(vocab: LabelVocab, records: Sequence[Artwork]) -> dict:
-    """How the index mixes latent and input for this catalogue, and why (what `critic info` shows).
-
-    The latent adds to its input only what the attribute heads learn; a catalogue with no informative label
-    (none at all, or one class nearly everywhere) indexes its unsupervised input vectors instead.
+    """The informative labels the heads learned (``{"learned": [...]}``): what decides whether the index mixes
+    in the latent (critic.style_model.mixes_latent). A label is informative when it has two or more classes and
+    none holds nearly every labelled record; a catalogue with none indexes its unsupervised input vectors.
     """
     informative = []
     for name, classes in vocab.classes.items():
@@ -166,7 +165,5 @@ def index_mix(vocab: LabelVocab, records: Sequence[Artwork]) -> dict:
             informative.append(name)
     if vocab.keywords:
         informative.append("keywords")
-    if not informative:
-        return {"latent": False, "reason": "no informative label to learn from: the index holds the input"}
-    return {"latent": True, "reason": f"latent and input mixed; the latent learned {', '.join(informative)}"}
+    return {"learned": informative}
 

@@ -136,15 +136,19 @@ def test_date_features_peak_at_the_mid_year_and_are_zero_without_a_date():
 def test_a_catalogue_without_an_informative_label_indexes_its_input(toy):
     _, records = toy
     vocab = LabelVocab.fit(records)
-    assert index_mix(vocab, records)["latent"] is True
+    assert index_mix(vocab, records)["learned"] == ["period", "culture", "keywords"]
     # One classification for nearly everything, no other label, no keywords: nothing for the latent to add.
     trivial = [Artwork(id=str(i), title="x", classification="Painting" if i % 50 else "Print") for i in range(200)]
     mix = index_mix(LabelVocab.fit(trivial), trivial)
-    assert mix["latent"] is False and "no informative label" in mix["reason"]
+    assert mix == {"learned": []}
     style = toy_style(*toy)
-    assert style.latent_weight == INDEX_LATENT_WEIGHT
+    assert style.latent_weight == INDEX_LATENT_WEIGHT and "latent and input mixed" in style.index_reason
     style.meta["index"] = mix
     assert style.latent_weight == 0.0 and style.index_identity["latent_weight"] == 0.0
+    assert "no informative label" in style.index_reason
+    # Object types and keywords alone: the latent is trained, but the index holds the input (chosen on validation).
+    style.meta["index"] = {"learned": ["object_type", "keywords"]}
+    assert style.latent_weight == 0.0 and "learned only object_type, keywords" in style.index_reason
 
 
 def test_mismatched_or_corrupt_checkpoint_is_refused(tmp_path, toy):
