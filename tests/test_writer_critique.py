@@ -170,8 +170,8 @@ def test_comparison_states_differences_and_names_the_sibling(writer):
     text = writer.critique(grounding(PANEL), tone="critique", seed=0).to_json()["text"]
     assert "Madonna and Child (Sano di Pietro, ca. 1470; id 500)" in text
     assert "the period Renaissance; the object type paintings; tempera and panel as material" in text
-    assert "it is about 28 years later." in text
-    assert "it is about 60 years later, catalogued as statuettes rather than paintings." in text
+    assert "is about 28 years later." in text
+    assert "is about 60 years later, catalogued as statuettes rather than paintings." in text
     assert "(Giovanni di Paolo, ca. 1440-1445; id 2269), a sibling from the same book, series or set," in text
 
 

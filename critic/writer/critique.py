@@ -266,8 +266,8 @@ class CritiqueWriter:
         """A critique in ``tone`` (label, critique or scholarly); the same seed gives the same text."""
         check_tone(tone)
         check_seed(seed)
-        rng = random.Random(seed)
         record = grounding.record
+        rng = random.Random(f"{seed}:{record.id}")  # phrasings vary across works, fixed for a work and seed
         compared = choose_neighbours(record, grounding.neighbours, NEIGHBOURS_SHOWN[tone])
         facts = self._facts(record)
         attributes = self._attributes(grounding)
@@ -292,7 +292,7 @@ class CritiqueWriter:
             word_count(s.text) for s in others
         ) > WORD_LIMITS[tone]:
             compared = compared[:-1]
-            shorter = self._comparison(record, compared, random.Random(seed), tone == "scholarly")
+            shorter = self._comparison(record, compared, random.Random(f"{seed}:{record.id}"), tone == "scholarly")
             others[1] = Section("Comparison", shorter)
         sections = [Section("What it is", fit_words(facts, WORD_LIMITS["label"])), description, *others]
         if tone == "scholarly":
