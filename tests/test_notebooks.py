@@ -47,7 +47,7 @@ def test_committed_without_outputs(path):
 def test_notebook_runs_top_to_bottom(path, built_home, monkeypatch):
     monkeypatch.setenv("CRITIC_HOME", str(built_home.root))
     monkeypatch.setenv("CRITIC_NOTEBOOK_WRITER_LIMIT", "12")
-    monkeypatch.setenv("CRITIC_NOTEBOOK_DRAFTERS", "decoder+neighbours,retrieval,template")
+    monkeypatch.setenv("CRITIC_NOTEBOOK_DRAFTERS", "edit+decoder-rank,retrieval,template")
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}}
