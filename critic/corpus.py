@@ -95,6 +95,16 @@ _PLAIN_YEARS = re.compile(
     rf"(?:\s*(?:-|–|—|to)\s*{_QUALIFIER}?\s*(?:{_ERA}\s*)?(\d{{1,4}})\s*{_ERA}?)?$",
     re.IGNORECASE,
 )
+# "late 11th century AH/AD 17th century" and "1121 AH/AD 1717": the Hijri part goes, the AD part stays.
+_HIJRI = re.compile(r"\b\d{1,4}(?:st|nd|rd|th)?(?: century)? AH/(?=AD )", re.IGNORECASE)
+_DECADE = re.compile(rf"^{_QUALIFIER}?\s*(\d{{3,4}})s$", re.IGNORECASE)
+_CENTURY = re.compile(
+    r"(?P<q>early|mid|late)?[\s-]*(?:(?P<pre>BCE|BC|AD|CE)\s*)?(?P<n>\d{1,2})(?:st|nd|rd|th)"
+    r"(?:\s*(?:-|–|to)\s*(?=\d))?(?:[\s-]*century)?(?:\s*(?P<post>BCE|BC|B\.C\.|AD|A\.D\.|CE)\b)?",
+    re.IGNORECASE,
+)
+#: Which years of a century "early", "mid" and "late" cover.
+_THIRDS = {"early": (0, 32), "mid": (33, 66), "late": (67, 99)}
 _MAPPING_PAIR_SEPARATOR = re.compile(r",(?=\s*[A-Za-z_]+\s*=)")
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -207,17 +217,21 @@ def import_catalog(
 
 
 def years_from_date_text(text: str) -> tuple[int | None, int | None]:
-    """First and last year of a date text that holds plain years; (None, None) when unsure.
+    """First and last year of a date text: plain years, decades ("1920s"), centuries ("late 15th century",
+    "5th-4th century BC"; a Hijri date's AD part); (None, None) when unsure.
 
     Example:
         >>> years_from_date_text("ca. 1540-50"), years_from_date_text("350 BC")
         ((1540, 1550), (-350, -350))
-        >>> years_from_date_text("c. 1600s")
-        (None, None)
+        >>> years_from_date_text("late 15th century"), years_from_date_text("1600s")
+        ((1467, 1499), (1600, 1699))
+        >>> years_from_date_text("10th century AH/AD 16th century"), years_from_date_text("n.d.")
+        ((1500, 1599), (None, None))
     """
-    match = _PLAIN_YEARS.match(text.strip())
+    text = _HIJRI.sub("", text.strip())
+    match = _PLAIN_YEARS.match(text)
     if not match:
-        return None, None
+        return _decade_or_centuries(text)
     era_before, first, era_after, era2_before, second, era2_after = match.groups()
     era1, era2 = era_before or era_after, era2_before or era2_after
     start = int(first)
@@ -233,6 +247,32 @@ def years_from_date_text(text: str) -> tuple[int | None, int | None]:
         return None, None
     start, end = (-start if _is_bc(era1) else start), (-end if _is_bc(era2) else end)
     return (start, end) if start <= end else (None, None)
+
+
+def _decade_or_centuries(text: str) -> tuple[int | None, int | None]:
+    decade = _DECADE.match(text)
+    if decade:
+        year = int(decade.group(1))
+        return (year, year + (99 if year % 100 == 0 else 9)) if year % 10 == 0 else (None, None)
+    found = list(_CENTURY.finditer(text))
+    if not found or _CENTURY.sub("", text).strip(" -–—,;/?.()") not in ("", "to", "or", "and"):
+        return None, None
+    def era(match: re.Match) -> str | None:
+        return match.group("pre") or match.group("post")
+
+    bc = _is_bc(era(found[-1]))  # "5th-4th century BC": the era written last holds for both
+    spans = []
+    for match in found:
+        qualifier, number = (match.group("q") or "").lower(), int(match.group("n"))
+        if number < 1:
+            return None, None
+        first, last = _THIRDS.get(qualifier, (0, 99))
+        era_bc = _is_bc(era(match)) if era(match) else bc
+        if era_bc:  # the 5th century BC runs from 500 to 401 BC
+            spans.append((-(number * 100) + first, -(number * 100) + last))
+        else:  # the 15th century runs from 1400 to 1499 (the 1st from AD 1: there is no year 0)
+            spans.append((max(1, (number - 1) * 100 + first), (number - 1) * 100 + last))
+    return min(s for s, _ in spans), max(e for _, e in spans)
 
 
 def clean_description(text: str) -> str:
