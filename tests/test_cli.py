@@ -45,11 +45,11 @@ def test_train_and_eval_writer(capsys, built_home, tmp_path):
     trained = json.loads(out)
     assert code == 0 and not trained["reused"] and trained["train_config"]["epochs"] == 1
     assert (home / "writer" / "writer.safetensors").exists()
-    argv = ["eval", "writer", "--home", str(home), "--limit", "3", "--drafter", "decoder+neighbours+lead"]
+    argv = ["eval", "writer", "--home", str(home), "--limit", "3", "--drafter", "edit+decoder-rank"]
     code, out, _ = run_cli(capsys, *argv, "--drafter", "template", "--json")
-    result = json.loads(out)
+    result = json.loads(out)["test"]
     assert code == 0 and result["artworks"] == 3
-    assert [row["drafter"] for row in result["rows"]] == ["decoder+neighbours+lead", "template"]
+    assert [row["drafter"] for row in result["rows"]] == ["edit+decoder-rank", "template"]
     # With 3 artworks every draft is in the examples: the figures must be what those drafts give.
     for row in result["rows"]:
         examples = result["examples"][row["drafter"]]
@@ -57,7 +57,7 @@ def test_train_and_eval_writer(capsys, built_home, tmp_path):
         drafts, references = embed_texts(texts)[0].reshape(2, 3, -1)
         assert row["sbert_cosine"] == pytest.approx(float(np.mean(np.sum(drafts * references, axis=1))), abs=1e-4)
         assert row["mean_words"] == pytest.approx(np.mean([len(e["draft"].split()) for e in examples]))
-    assert result["rows"][1]["hallucination_rate"] == 0.0  # the template states only the record's own facts
+    assert result["rows"][1]["fact_check_flag_rate"] == 0.0  # the template states only the record's own facts
     code, _, err = run_cli(capsys, "eval", "writer", "--home", str(home), "--drafter", "gpt-9")
     assert code == 2 and "gpt-9" in err
 
