@@ -27,9 +27,10 @@ def test_info_reports_the_build(capsys, built_home):
     assert code == 0 and "active units" in out
 
 
-def test_second_build_embeds_nothing_and_reuses_the_models(built_home, writer_config):
+def test_second_build_embeds_nothing_and_reuses_the_models(built_home, train_config, writer_config):
     messages = []
-    info = build(built_home, limit=300, writer_config=writer_config, progress=False, log=messages.append)
+    info = build(built_home, limit=300, train_config=train_config, writer_config=writer_config, progress=False,
+                 log=messages.append)
     assert info["newly_embedded"] == 0
     assert "vae: training data unchanged, checkpoint reused" in messages
     assert info["writer"]["reused"] and info["writer"]["training_descriptions"] > 50
