@@ -111,10 +111,19 @@ def neighbour_overlap(a: np.ndarray, b: np.ndarray, texts: list[str], k: int = 1
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(near_a, near_b, strict=True)]))
 
 
+def label_precision(vectors: np.ndarray, records, rows: np.ndarray) -> dict[str, float]:
+    """Precision@10 per label with its query count, and pooled over every labelled query ("overall")."""
+    hits = precision_at_k(dense_scorer(vectors), records, rows)
+    out: dict[str, float] = {label: float(h.mean()) for label, h in hits.items() if len(h)}
+    out.update({f"{label}_queries": len(h) for label, h in hits.items()})
+    out["overall"] = float(np.concatenate(list(hits.values())).mean())
+    return out
+
+
 def report(methods: list[Method], records, texts: list[str], threads: int, export_s: dict[str, float]) -> str:
     baseline = methods[0]
     rows = np.arange(len(records))
-    precision = {m.name: precision_at_k(dense_scorer(m.vectors), records, rows) for m in methods}
+    precision = {m.name: label_precision(m.vectors, records, rows) for m in methods}
     base_p = precision[baseline.name]
     queries = sum(base_p.get(f"{label}_queries", 0) for label in EVAL_LABELS)
     # An upper bound on the standard error of overall precision@10 (each query's 10 neighbours as one draw).

@@ -1,10 +1,11 @@
 """`critic eval recommend`: the protocol of critic.evaluate on a build, every variant and method in one run.
 
-Methods: TF-IDF and MiniLM on each variant's texts, the style model's own input (MiniLM and LSA side by side)
-by cosine, its PCA to the latent's size, the latent the index holds, and a rank fusion of TF-IDF with the
-latent. The texts of the label-blind and metadata-only variants are embedded through a cache of their own
-(``Home.eval_dir``), so they never enter the build's embedding cache; the metadata-only variant's style model
-is trained once per collection and kept there too.
+Methods: TF-IDF and MiniLM on each variant's texts, the style model's own input (MiniLM, LSA and the date
+block side by side) by cosine, its PCA to the latent's size, the latent, a rank fusion of TF-IDF with the
+latent, and the index `critic similar` searches (latent and input mixed). The texts of the label-blind and
+metadata-only variants are embedded through a cache of their own (``Home.eval_dir``), so they never enter the
+build's embedding cache; the metadata-only variant's style model is trained once per collection and kept there
+too.
 """
 
 from __future__ import annotations
