@@ -104,7 +104,7 @@ def test_every_variant_and_method_runs_on_a_build(built_home):
         assert {*UNSUPERVISED, "latent", SHIPPED} <= set(methods)
         for row in methods.values():
             assert set(row) >= {"macro"} and row["macro"]["low"] <= row["macro"]["p"] <= row["macro"]["high"]
-        assert set(methods[SHIPPED]) == {*EVAL_LABELS, "macro"} & {*result["queries"], "macro"} or variant
+        assert set(methods[SHIPPED]) == {*EVAL_LABELS, "macro"}, variant  # label-blind gathers one run per label
     margin = result["shipped_minus_best_unsupervised"]["other-creators"]
     assert margin["baseline"] in UNSUPERVISED and margin["low"] <= margin["difference"] <= margin["high"]
     # The evaluation's texts never enter the build's embedding cache.
