@@ -18,7 +18,6 @@ from critic.eval_recommend import Protocol
 from critic.evaluate import dense_scorer
 from critic.home import Home
 from critic.style_model import mix_vectors
-from critic.vectors import normalise
 
 WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 CHOSEN_FROM = ("other-creators", "label-blind", "metadata-only")
@@ -31,14 +30,9 @@ def main() -> None:
     protocol = Protocol.load(Home.resolve(args.home), side="validation")
     hits: dict[str, dict[float, dict[str, np.ndarray]]] = {}
     for variant in protocol.variants(log=lambda line: print(line, file=sys.stderr, flush=True)):
-        catalogue = variant.catalogue
-        style = catalogue.style
-        inputs = style.inputs(catalogue.embeddings, catalogue.records)
-        latents, _ = style.encode(catalogue.embeddings, catalogue.records)
-        latent = normalise(latents - np.asarray(style.meta["latent_center"], dtype=np.float32))
-        centred = normalise(inputs - style.vae.input_mean.numpy())
+        parts = variant.catalogue.style.index_parts(variant.catalogue.embeddings, variant.catalogue.records)
         for w in WEIGHTS:
-            scores = protocol.precision(variant, dense_scorer(mix_vectors(latent, centred, w)))
+            scores = protocol.precision(variant, dense_scorer(mix_vectors(parts.latent_block, parts.input_block, w)))
             hits.setdefault(variant.name, {}).setdefault(w, {}).update(scores)
     macro = {v: {w: float(np.mean([h.mean() for h in by_label.values()])) for w, by_label in ws.items()}
              for v, ws in hits.items()}

@@ -36,7 +36,7 @@ from critic.labels import label_of
 from critic.records import Artwork, text_hash
 from critic.split import three_way_split
 from critic.store import ArtworkStore
-from critic.style_model import StyleModel, StyleModelError, load_style_model, save_style_model
+from critic.style_model import StyleModel, StyleModelError, load_style_model, mix_vectors, save_style_model
 
 UNSUPERVISED = ("tfidf", "minilm", "input", "pca")
 SHIPPED = "index"  # what `critic similar` searches: latent and input mixed (StyleModel.index_vectors)
@@ -56,20 +56,19 @@ class Catalogue:
 def method_scorers(catalogue: Catalogue, fit_rows: np.ndarray) -> dict[str, Scorer]:
     """Every method's scorer over one catalogue; PCA is fitted on the fit side only."""
     style = catalogue.style
-    inputs = style.inputs(catalogue.embeddings, catalogue.records)
-    centred = inputs - inputs[fit_rows].mean(0)
+    parts = style.index_parts(catalogue.embeddings, catalogue.records)
+    centred = parts.inputs - parts.inputs[fit_rows].mean(0)
     _, _, axes = np.linalg.svd(centred[fit_rows], full_matrices=False)
-    latents, shipped = style.encode(catalogue.embeddings, catalogue.records)
     lexical = tfidf_scorer([r.text() for r in catalogue.records])
-    latent = dense_scorer(latents - np.asarray(style.meta["latent_center"], dtype=np.float32))
+    latent = dense_scorer(parts.latent_block)
     return {
         "tfidf": lexical,
         "minilm": dense_scorer(catalogue.embeddings),
-        "input": dense_scorer(inputs),
+        "input": dense_scorer(parts.inputs),
         "pca": dense_scorer(centred @ axes[: style.latent_dim].T),
         "latent": latent,
         "rrf(tfidf, latent)": rank_fusion(lexical, latent),
-        SHIPPED: dense_scorer(shipped),
+        SHIPPED: dense_scorer(mix_vectors(parts.latent_block, parts.input_block, style.latent_weight)),
     }
 
 

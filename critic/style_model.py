@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -74,6 +75,15 @@ def style_inputs(embeddings: np.ndarray, lexical: np.ndarray, dates: np.ndarray)
     return normalise(np.concatenate([embeddings, lexical, dates], axis=1).astype(np.float32))
 
 
+class IndexParts(NamedTuple):
+    """The style input, the raw latents, and the two centred unit blocks the index mixes."""
+
+    inputs: np.ndarray
+    latents: np.ndarray
+    latent_block: np.ndarray
+    input_block: np.ndarray
+
+
 @dataclass
 class StyleModel:
     """What turns an artwork (its record and sentence embedding) into its style latent, its decoded attributes
@@ -109,25 +119,34 @@ class StyleModel:
 
     def encode(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> tuple[np.ndarray, np.ndarray]:
         """Latents and index vectors at once (the input is computed once)."""
+        parts = self.index_parts(embeddings, records)
+        return parts.latents, mix_vectors(parts.latent_block, parts.input_block, self.latent_weight)
+
+    def index_parts(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> IndexParts:
+        """Everything an index vector is made of, for the evaluation to weigh otherwise."""
         inputs = self.inputs(embeddings, records)
         latents = encode_latents(self.vae, inputs)
-        vectors = mix_vectors(
+        return IndexParts(
+            inputs,
+            latents,
             normalise(latents - np.asarray(self.meta["latent_center"], dtype=np.float32)),
             normalise(inputs - self.vae.input_mean.numpy()),
-            self.latent_weight,
         )
-        return latents, vectors
+
+    @property
+    def learned(self) -> Sequence[str]:
+        """The informative labels the heads learned (``meta["index"]``); older models count as all of them."""
+        return self.meta.get("index", {}).get("learned", STYLE_LABELS)
 
     @property
     def latent_weight(self) -> float:
-        """w above: INDEX_LATENT_WEIGHT, or 0 (the input alone) when the latent learned no informative label
-        (``meta["index"]`` says which and why)."""
-        return INDEX_LATENT_WEIGHT if mixes_latent(self.meta.get("index", {}).get("learned", STYLE_LABELS)) else 0.0
+        """w above: INDEX_LATENT_WEIGHT, or 0 (the input alone) when the latent learned no style label."""
+        return INDEX_LATENT_WEIGHT if mixes_latent(self.learned) else 0.0
 
     @property
     def index_reason(self) -> str:
         """Why the index holds what it holds, in a line (what `critic info` shows)."""
-        learned = self.meta.get("index", {}).get("learned", STYLE_LABELS)
+        learned = self.learned
         if mixes_latent(learned):
             return f"latent and input mixed: the latent learned {', '.join(learned)}"
         if learned:
