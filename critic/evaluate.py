@@ -26,7 +26,6 @@ from critic.records import Artwork
 from critic.vectors import normalise
 
 EVAL_LABELS = ("period", "style", "culture", "classification")
-VARIANTS = ("as-is", "other-creators", "label-blind", "metadata-only")
 BOOTSTRAP_REPS = 1000
 
 #: query rows -> (len(rows), n) similarity scores against every record
