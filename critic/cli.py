@@ -148,7 +148,7 @@ def _eval_writer(args: argparse.Namespace) -> int:
     cache = EmbeddingCache(home.cache_path)
     result = evaluate_writer_on_split(
         records, style, model, memory_embedder(cache, maxsize=50_000), memory_embedder(cache),
-        drafters=args.drafter, limit=args.limit or 150, seed=args.seed,
+        drafters=args.drafter, limit=args.limit or 150, fluency_samples=args.fluency_samples, seed=args.seed,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(json.dumps(result, indent=1, ensure_ascii=False) if args.json else format_report(result))
@@ -349,6 +349,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--side", choices=["validation", "test"], default="test",
                    help="recommend: the held-out side that queries (validation while choosing; test to report)")
     p.add_argument("--limit", type=int, help="writer: draft for a seeded sample of this many works per side (150)")
+    p.add_argument("--fluency-samples", type=int, default=40,
+                   help="writer: how many of the sampled works the reference LM scores per drafter (40; slow on a CPU)")
     p.add_argument("--drafter", action="append", help="writer: only this drafter (repeatable; default all)")
     p.add_argument("--seed", type=int, default=0, help="writer: sampling seed")
     p.add_argument("--json", action="store_true")

@@ -107,6 +107,21 @@ def _interval(values: Sequence[float]) -> list[float]:
     return [round(float(v.mean() - half), 4), round(float(v.mean() + half), 4)]
 
 
+def ratio_interval(
+    drafted: Sequence[float], curated: Sequence[float], seed: int = 0, rounds: int = 2000
+) -> list[float]:
+    """A 95% bootstrap interval of median(drafted) / median(curated), the works resampled in pairs.
+
+    Example:
+        >>> ratio_interval([2.0] * 10, [1.0] * 10)
+        [2.0, 2.0]
+    """
+    a, b = np.asarray(drafted, dtype=float), np.asarray(curated, dtype=float)
+    rows = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
+    ratios = np.nanmedian(a[rows], axis=1) / np.nanmedian(b[rows], axis=1)
+    return [round(float(x), 3) for x in np.percentile(ratios, [2.5, 97.5])]
+
+
 def _cited(source: str, by_id: dict[str, Artwork]) -> list[Artwork]:
     """The neighbours a draft's source names ("neighbour:12+decoder" -> record 12)."""
     return [by_id[i] for i in re.findall(r"neighbour:([^+]+)", source) if i in by_id]
@@ -180,6 +195,7 @@ def evaluate_writer(
             row["fluency_median_ppl"] = float(np.nanmedian(ppl))
             row["curator_median_ppl"] = float(np.nanmedian(reference_ppl))
             row["fluency_ratio"] = row["fluency_median_ppl"] / row["curator_median_ppl"]
+            row["fluency_ratio_95ci"] = ratio_interval(ppl, reference_ppl, seed)
         rows.append(row)
         examples[drafter.name] = [
             {"id": r.id, "title": r.title, "draft": t, "reference": r.description}
@@ -296,6 +312,7 @@ def format_table(result: dict) -> str:
         ("unsupported_content_rate", "unsupported", "{:.1%}"),
         ("fact_check_flag_rate", "fact-check flags", "{:.1%}"),
         ("fluency_ratio", "fluency ratio", "{:.2f}"),
+        ("fluency_ratio_95ci", "its 95% CI", "{}"),
         ("distinct_2", "distinct-2", "{:.3f}"),
         ("mean_words", "words", "{:.0f}"),
         ("template_fallback_rate", "template", "{:.0%}"),
