@@ -18,8 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from critic.home import Home
-from critic.sql import is_url, open_database, redact
-from critic.store import StoreError
+from critic.sql import StoreError, is_url, open_database, redact
 
 SCOPES = ("read", "write")
 DEFAULT_SCOPE = "write"

@@ -37,6 +37,10 @@ POSTGRESQL_SCHEMES = ("postgresql", "postgres")
 CHANGES_CHANNEL = "critic_changes"
 
 
+class StoreError(RuntimeError):
+    """A database cannot be opened, reached or used, or is damaged."""
+
+
 class Cursor(Protocol):
     rowcount: int
 
@@ -146,7 +150,10 @@ class PostgresDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, connect_timeout: int = 10):
-        import psycopg  # only a PostgreSQL setup needs the driver (the extra `postgresql`)
+        try:
+            import psycopg  # only a PostgreSQL setup needs the driver
+        except ModuleNotFoundError as exc:
+            raise StoreError(f"{redact(url)} needs psycopg: pip install 'art-critic[postgresql]'") from exc
 
         self._psycopg = psycopg
         self.errors = (psycopg.Error,)

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from critic.records import Artwork
-from critic.sql import CHANGES_CHANNEL, Listener, Session, open_database, redact
+from critic.sql import CHANGES_CHANNEL, Listener, Session, StoreError, open_database, redact
 
 #: Each engine's tables. An artwork's place in store order is SQLite's rowid, PostgreSQL's ``pos``.
 _SCHEMA = {
@@ -54,10 +54,6 @@ class Outcome(enum.Enum):
     EXISTS = "exists"  # create: the id is taken
     MISSING = "missing"  # replace: no record of that id (deleted meanwhile)
     CHANGED = "changed"  # replace: the stored record is not the one expected
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or is damaged."""
 
 
 class ArtworkStore:
