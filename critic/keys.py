@@ -87,7 +87,7 @@ class KeyStore:
                     if "scope" not in columns:  # a keys database from before scopes: its keys could write
                         db.execute("ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'write'")
         except self.db.errors as exc:
-            raise StoreError(f"key database {redact(location)} is unusable ({exc}); run `critic repair`") from exc
+            raise StoreError(f"key database {redact(location)} is unusable ({exc}); {self.db.remedy}") from exc
 
     def create(self, name: str, scope: str = DEFAULT_SCOPE) -> str:
         """A new key called ``name``; returns the token, which is not stored and cannot be shown again."""

@@ -68,7 +68,7 @@ def check_database(path: str | Path) -> None:
             database.connect().close()
         except database.errors as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StoreError(f"artwork database {redact(path)} is unreachable ({reason})") from exc
+            raise StoreError(f"artwork database {redact(path)} is unreachable ({reason}); {database.remedy}") from exc
         return
     status = database_status(path)
     if status not in ("ok", "missing"):

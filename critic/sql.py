@@ -91,6 +91,7 @@ class Database(Protocol):
     dialect: str
     errors: tuple[type[BaseException], ...]
     location: str
+    remedy: str  # what to do when it cannot be opened, for the error message
 
     def transaction(self, lock: str | None = None, durable: bool = True) -> AbstractContextManager[Session]: ...
 
@@ -100,6 +101,7 @@ class SqliteDatabase:
 
     dialect = "sqlite"
     errors = (sqlite3.Error,)
+    remedy = "run `critic repair`"
 
     def __init__(self, path: str | Path, timeout: float = 30.0, durable: bool = True):
         self.location = str(path)
@@ -148,6 +150,7 @@ class PostgresDatabase:
     """
 
     dialect = "postgresql"
+    remedy = "check that the server is up and CRITIC_DATABASE_URL names it"
 
     def __init__(self, url: str, connect_timeout: int = 10):
         try:

@@ -78,7 +78,7 @@ class ArtworkStore:
                     db.execute(statement)
                 status = db.execute("PRAGMA quick_check").fetchone()[0] if self.db.dialect == "sqlite" else "ok"
         except self.db.errors as exc:
-            raise StoreError(f"artwork database {self.path} is unreadable ({exc}); run `critic repair`") from exc
+            raise StoreError(f"artwork database {self.path} is unreadable ({exc}); {self.db.remedy}") from exc
         if status != "ok":
             raise StoreError(f"artwork database {self.path} is damaged ({status}); run `critic repair`")
         self.order = _ORDER[self.db.dialect]
