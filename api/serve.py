@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from critic.home import Home
+from critic.home import Home, database_url
 from critic.repair import check_database
 
 
@@ -68,9 +68,9 @@ def serve(
     (the environment's ``CRITIC_*`` variables apply too). Raises ServeError when nothing is built.
     """
     home = home if isinstance(home, Home) else Home.resolve(home)
-    if not home.store_path.exists() or not home.vae_dir.exists():
+    if not home.vae_dir.exists() or not (database_url() or home.store_path.exists()):
         raise ServeError(f"nothing built in {home.root}: run `critic build` first")
-    check_database(home.store_path)  # a damaged database stops here, naming `critic repair`
+    check_database(home.store_location)  # a damaged or unreachable database stops here
     if workers < 1 or threads < 1:
         raise ServeError(f"workers and threads must be >= 1, got {workers} and {threads}")
     if not 0 < port < 65536:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -160,3 +161,27 @@ class LiveServer(ServerProcess):
     def start(self, timeout: float = 180.0) -> LiveServer:
         super().start(timeout)
         return self
+
+
+def post_until_down(url: str, key: str, acknowledged: list[str], stop: threading.Event, batch: str = "crash") -> None:
+    """POST artworks to the server at ``url`` one after another until it dies (or ``stop``); record the ids
+    answered 201. For the durability tests, which kill the server mid-stream.
+    """
+    import requests
+
+    session = requests.Session()
+    n = 0
+    while not stop.is_set():
+        artwork = {
+            "id": f"{batch}-{n}",
+            "title": f"Study of waves number {n}",
+            "description": f"Sketch {n} of breaking waves on a pebble beach, in grey and white chalk.",
+            "metadata": {"batch": batch},
+        }
+        try:
+            response = session.post(f"{url}/api/v1/artworks", json=artwork, headers={"X-API-Key": key}, timeout=10)
+        except requests.RequestException:
+            return  # the server is gone
+        if response.status_code == 201:
+            acknowledged.append(artwork["id"])
+        n += 1

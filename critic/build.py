@@ -91,7 +91,7 @@ def build(
             log(f"  rejected {rejection}")
     if not imported:
         raise CatalogError(f"{source}: no usable record to import ({len(rejected)} rejected): nothing to build")
-    store = ArtworkStore(home.store_path)
+    store = ArtworkStore(home.store_location)
     store.upsert_many(imported)
     records = store.all()
     if len(records) < MIN_ARTWORKS:

@@ -106,7 +106,7 @@ def _built_style(home: Home):
 
     if not home.read_info():
         raise UsageError(f"nothing built in {home.root}: run `critic build`")
-    return ArtworkStore(home.store_path).all(), load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
+    return ArtworkStore(home.store_location).all(), load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
 
 
 def _cached_embedder(home: Home):

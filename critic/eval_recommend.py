@@ -102,7 +102,7 @@ class Protocol:
     def load(cls, home: Home, side: str = "test", k: int = 10) -> Protocol:
         if side not in ("validation", "test"):
             raise ValueError(f"side must be validation or test, not {side!r}")
-        records = ArtworkStore(home.store_path).all()
+        records = ArtworkStore(home.store_location).all()
         style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
         split = three_way_split(records)
         row_of = {r.id: i for i, r in enumerate(records)}

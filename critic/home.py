@@ -1,4 +1,9 @@
-"""Where a build lives: ``--home``, else ``$CRITIC_HOME``, else the user's data directory."""
+"""Where a build lives: ``--home``, else ``$CRITIC_HOME``, else the user's data directory.
+
+``$CRITIC_DATABASE_URL`` (``postgresql://...``) moves the source of truth (artworks, their change feed, API
+keys, rate-limit counters) out of the home into PostgreSQL, shared by several API nodes; each node's home still
+holds its own models, embedding cache and index replica.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,11 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 from critic.atomic import write_atomically
+
+
+def database_url() -> str | None:
+    """The PostgreSQL database every node shares (``$CRITIC_DATABASE_URL``), or None for the home's SQLite files."""
+    return os.environ.get("CRITIC_DATABASE_URL") or None
 
 
 def default_home() -> Path:
@@ -31,6 +41,11 @@ class Home:
         return self.root / "artworks.sqlite"
 
     @property
+    def store_location(self) -> str:
+        """Where the artworks live: ``$CRITIC_DATABASE_URL`` when set, else ``store_path``."""
+        return database_url() or str(self.store_path)
+
+    @property
     def cache_path(self) -> Path:
         return self.root / "embeddings.sqlite"
 
@@ -38,6 +53,11 @@ class Home:
     def keys_path(self) -> Path:
         """The API keys (critic.keys), stored hashed."""
         return self.root / "api_keys.sqlite"
+
+    @property
+    def keys_location(self) -> str:
+        """Where the API keys live: ``$CRITIC_DATABASE_URL`` when set, else ``keys_path``."""
+        return database_url() or str(self.keys_path)
 
     @property
     def run_dir(self) -> Path:

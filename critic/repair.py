@@ -12,6 +12,10 @@ What can break, and what starting does about it:
   replaces it, and reports how many rows were recovered and lost. Records that no longer parse are dropped
   and counted. The same applies to the keys database; a damaged embedding cache is moved aside whole (it is
   a cache: the index rebuild re-embeds what it needs).
+* With ``CRITIC_DATABASE_URL`` the artworks and keys live in PostgreSQL, whose pages are its own to keep (WAL,
+  ``amcheck``, backups). Repair then checks the database record by record: rows whose record no longer parses
+  are removed into the backup folder and stale text hashes restamped, both through the change feed so every
+  node drops or re-indexes them; the node's own files (embedding cache, index) are repaired as above.
 
 Run it with the server stopped: it replaces files the server holds open.
 """
@@ -27,9 +31,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from critic.home import Home
+from critic.home import Home, database_url
 from critic.records import Artwork
-from critic.store import StoreError
+from critic.sql import PostgresDatabase, is_url, redact
+from critic.store import ArtworkStore, StoreError
 
 CHUNK = 512
 
@@ -55,7 +60,16 @@ def database_status(path: str | Path) -> str:
 
 
 def check_database(path: str | Path) -> None:
-    """Raise StoreError naming the recovery when the database at ``path`` exists and is damaged."""
+    """Raise StoreError naming the recovery when the database at ``path`` exists and is damaged, or when the
+    PostgreSQL database it names cannot be reached."""
+    if is_url(path):
+        database = PostgresDatabase(str(path))
+        try:
+            database.connect().close()
+        except database.errors as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"artwork database {redact(path)} is unreachable ({reason}); {database.remedy}") from exc
+        return
     status = database_status(path)
     if status not in ("ok", "missing"):
         raise StoreError(f"artwork database {path} is damaged ({status.splitlines()[0]}); run `critic repair`")
@@ -233,13 +247,8 @@ def _recover(path: Path, backup: Path, log: Callable[[str], None], what: str) ->
     return salvage
 
 
-def repair(home: Home, log: Callable[[str], None] = print) -> dict:
-    """Check and repair every file of ``home``; returns what was found and done (also logged line by line)."""
-    if not home.store_path.exists():
-        raise RepairError(f"nothing built in {home.root}: run `critic build` (there is nothing to repair)")
-    backup = home.root / f"damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    report: dict = {"home": str(home.root), "backup": None}
-
+def _repair_sqlite(home: Home, backup: Path, report: dict, log: Callable[[str], None]) -> None:
+    """Salvage the home's damaged SQLite databases (artworks, keys) into new ones, keeping copies in ``backup``."""
     status = database_status(home.store_path)
     report["database"] = status
     if status == "ok":
@@ -265,6 +274,42 @@ def repair(home: Home, log: Callable[[str], None] = print) -> dict:
             for part in _sidecars(keys):
                 part.unlink()
             log(f"keys: {exc}; no key could be kept (a copy is in {backup}): create them again, `critic keys create`")
+
+
+def _check_postgresql(url: str, backup: Path, report: dict, log: Callable[[str], None]) -> None:
+    """Check the shared PostgreSQL database record by record (its pages are PostgreSQL's own to keep: WAL,
+    ``amcheck``, backups): rows whose record no longer parses are removed into ``backup``, stale text hashes
+    restamped, both as logged writes, so every node following the feed drops or re-indexes them."""
+    check_database(url)
+    store = ArtworkStore(url)
+    unusable, restamped = store.check_records()
+    report["database"] = "ok" if not (unusable or restamped) else "repaired"
+    report["dropped"] = len(unusable)
+    report["restamped"] = len(restamped)
+    if unusable:
+        backup.mkdir(parents=True, exist_ok=True)
+        kept = backup / "artworks-unusable.jsonl"
+        kept.write_text("".join(json.dumps({"id": i, "record": text}) + "\n" for i, text in unusable.items()))
+        report["backup"] = str(backup)
+    where = f"; their rows are in {backup / 'artworks-unusable.jsonl'}" if unusable else ""
+    log(
+        f"database: PostgreSQL {redact(url)}: {store.count():,} artworks; {len(unusable)} unusable record(s) "
+        f"removed, {len(restamped)} stale text hash(es) restamped{where}"
+    )
+
+
+def repair(home: Home, log: Callable[[str], None] = print) -> dict:
+    """Check and repair every file of ``home`` and the database it serves; returns what was found and done (also
+    logged line by line)."""
+    url = database_url()
+    if not home.store_path.exists() and not (url and home.vae_dir.exists()):
+        raise RepairError(f"nothing built in {home.root}: run `critic build` (there is nothing to repair)")
+    backup = home.root / f"damaged-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    report: dict = {"home": str(home.root), "backup": None}
+    if url:
+        _check_postgresql(url, backup, report, log)
+    else:
+        _repair_sqlite(home, backup, report, log)
     cache_status = database_status(home.cache_path)
     if cache_status not in ("ok", "missing"):
         backup.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ class Service:
     def __init__(self, home: Home, log: Callable[[str], None] = _log):
         self.home = home
         self._log = log
-        self.store = ArtworkStore(home.store_path)
+        self.store = ArtworkStore(home.store_location)
         self.cache = EmbeddingCache(home.cache_path)
         self.style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID})
         self.identity = self.style.index_identity

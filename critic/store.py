@@ -1,28 +1,50 @@
-"""ArtworkStore: the records' source of truth, an SQLite database in WAL mode.
+"""ArtworkStore: the records' source of truth, an SQLite database in WAL mode, or PostgreSQL for several nodes.
 
-Every write is one transaction committed with ``synchronous=FULL``, so a write that returned survives a crash
-and a write that failed leaves the stored records exactly as they were.
+Every write is one transaction committed with ``synchronous=FULL`` (PostgreSQL: its default synchronous
+commit), so a write that returned survives a crash and a write that failed leaves the stored records exactly as
+they were. Writes are serialised (critic.sql's write lock), so the change feed's numbers commit in order and a
+reader that has seen change N has seen every change before it.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from critic.records import Artwork
+from critic.sql import CHANGES_CHANNEL, Listener, Session, StoreError, open_database, redact
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS artworks (id TEXT PRIMARY KEY, record TEXT NOT NULL, text_hash TEXT NOT NULL)",
-    # The latest write of each id, in commit order: other processes serving the same store catch up from it.
-    # Only "which ids changed after seq" is ever asked, so an id's older rows are deleted as it is written
-    # again: the table holds at most one row per id ever written.
-    "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS changes_by_id ON changes (id)",
-)
+#: Each engine's tables. An artwork's place in store order is SQLite's rowid, PostgreSQL's ``pos``.
+_SCHEMA = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS artworks (id TEXT PRIMARY KEY, record TEXT NOT NULL, text_hash TEXT NOT NULL)",
+        # The latest write of each id, in commit order: other processes serving the same store catch up from it.
+        # Only "which ids changed after seq" is ever asked, so an id's older rows are deleted as it is written
+        # again: the table holds at most one row per id ever written.
+        "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS changes_by_id ON changes (id)",
+        # Older databases kept every write's row: keep only each id's latest.
+        "DELETE FROM changes WHERE seq NOT IN (SELECT MAX(seq) FROM changes GROUP BY id)",
+    ),
+    "postgresql": (
+        "CREATE TABLE IF NOT EXISTS artworks (id TEXT PRIMARY KEY, record TEXT NOT NULL, text_hash TEXT NOT NULL, "
+        "pos BIGINT GENERATED ALWAYS AS IDENTITY)",
+        "CREATE TABLE IF NOT EXISTS changes (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS changes_by_id ON changes (id)",
+        # Every node follows the feed: a commit that adds changes wakes their listeners (critic.follow).
+        f"CREATE OR REPLACE FUNCTION critic_announce_change() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN PERFORM pg_notify('{CHANGES_CHANNEL}', ''); RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER changes_announce AFTER INSERT ON changes "
+        "FOR EACH STATEMENT EXECUTE FUNCTION critic_announce_change()",
+    ),
+}
+_ORDER = {"sqlite": "rowid", "postgresql": "pos"}
+#: The write lock every write of the store takes: the change numbers it draws commit in order.
+_WRITE = "artworks"
 
 
 class Outcome(enum.Enum):
@@ -32,10 +54,6 @@ class Outcome(enum.Enum):
     EXISTS = "exists"  # create: the id is taken
     MISSING = "missing"  # replace: no record of that id (deleted meanwhile)
     CHANGED = "changed"  # replace: the stored record is not the one expected
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or is damaged."""
 
 
 class ArtworkStore:
@@ -49,31 +67,38 @@ class ArtworkStore:
         'Vase'
     """
 
-    def __init__(self, path: str | Path):
-        self.path = str(path)
+    def __init__(self, location: str | Path):
+        """The store at ``location``: an SQLite file's path, or a ``postgresql://`` URL."""
+        self.db = open_database(location)
+        self.path = redact(location)
         self._local = threading.local()
         try:
-            with self._connect(write=True) as db:
-                for statement in _SCHEMA:
+            with self.db.transaction(lock=_WRITE) as db:
+                for statement in _SCHEMA[self.db.dialect]:
                     db.execute(statement)
-                # Older databases kept every write's row: keep only each id's latest.
-                db.execute("DELETE FROM changes WHERE seq NOT IN (SELECT MAX(seq) FROM changes GROUP BY id)")
-                (status,) = db.execute("PRAGMA quick_check").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"artwork database {self.path} is unreadable ({exc}); run `critic repair`") from exc
+                status = db.execute("PRAGMA quick_check").fetchone()[0] if self.db.dialect == "sqlite" else "ok"
+        except self.db.errors as exc:
+            raise StoreError(f"artwork database {self.path} is unreadable ({exc}); {self.db.remedy}") from exc
         if status != "ok":
             raise StoreError(f"artwork database {self.path} is damaged ({status}); run `critic repair`")
+        self.order = _ORDER[self.db.dialect]
 
-    def _connect(self, write: bool = False) -> _Transaction:
-        # One connection per thread: sqlite3 connections must not be shared across the server's threads.
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            self._local.db = db
-        return _Transaction(db, "BEGIN IMMEDIATE" if write else "BEGIN")
+    @property
+    def shared(self) -> bool:
+        """Whether other machines may write to this store (PostgreSQL), so a server follows its change feed."""
+        return self.db.dialect == "postgresql"
+
+    def change_listener(self) -> Listener:
+        """A listener woken by every commit to the change feed (PostgreSQL only: see ``shared``)."""
+        return self.db.listener(CHANGES_CHANNEL)
+
+    def announce(self) -> None:
+        """Wake every change listener now, as a commit to the feed does (PostgreSQL only)."""
+        with self._connect() as db:
+            db.execute(f"NOTIFY {CHANGES_CHANNEL}")
+
+    def _connect(self, write: bool = False) -> AbstractContextManager[Session]:
+        return self.db.transaction(lock=_WRITE if write else None)
 
     def upsert_many(self, records: Iterable[Artwork]) -> int:
         """Insert or replace records in one transaction; returns how many were written."""
@@ -142,17 +167,37 @@ class ArtworkStore:
         with self._connect() as db:
             return db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
 
+    def check_records(self) -> tuple[dict[str, str], list[str]]:
+        """Remove the rows whose record no longer parses and restamp stale text hashes, as one logged write
+        (followers drop or re-index them); returns (removed: id -> stored text, restamped ids)."""
+        unusable: dict[str, str] = {}
+        stale: list[tuple[str, str]] = []
+        with self._connect(write=True) as db:
+            for artwork_id, text, stored_hash in db.execute("SELECT id, record, text_hash FROM artworks").fetchall():
+                try:
+                    record = Artwork.from_dict(json.loads(text))
+                except (TypeError, ValueError, KeyError):
+                    unusable[artwork_id] = text
+                    continue
+                if record.text_hash() != stored_hash:
+                    stale.append((record.text_hash(), artwork_id))
+            db.executemany("DELETE FROM artworks WHERE id = ?", [(i,) for i in unusable])
+            db.executemany("UPDATE artworks SET text_hash = ? WHERE id = ?", stale)
+            if unusable or stale:
+                self.last_written = _log_changes(db, [*unusable, *(i for _, i in stale)])
+        return unusable, [i for _, i in stale]
+
     def __iter__(self) -> Iterator[Artwork]:
         return iter(self.all())
 
     def all(self) -> list[Artwork]:
         with self._connect() as db:
-            rows = db.execute("SELECT record FROM artworks ORDER BY rowid").fetchall()
+            rows = db.execute(f"SELECT record FROM artworks ORDER BY {self.order}").fetchall()
         return [Artwork.from_dict(json.loads(r[0])) for r in rows]
 
     def ids(self) -> list[str]:
         with self._connect() as db:
-            return [r[0] for r in db.execute("SELECT id FROM artworks ORDER BY rowid")]
+            return [r[0] for r in db.execute(f"SELECT id FROM artworks ORDER BY {self.order}")]
 
     def text_hashes(self) -> dict[str, str]:
         with self._connect() as db:
@@ -167,7 +212,7 @@ def _row(record: Artwork) -> tuple[str, str, str]:
     return record.id, json.dumps(record.to_dict(), ensure_ascii=False), record.text_hash()
 
 
-def _log_changes(db: sqlite3.Connection, ids: list[str]) -> tuple[int, int]:
+def _log_changes(db: Session, ids: list[str]) -> tuple[int, int]:
     """Record a write of ``ids`` in the change log, dropping their older rows; the new rows' (first, last) seq.
 
     The writer holds the write lock, so its rows get consecutive numbers."""
@@ -176,34 +221,3 @@ def _log_changes(db: sqlite3.Connection, ids: list[str]) -> tuple[int, int]:
     db.executemany("INSERT INTO changes (id) VALUES (?)", [(i,) for i in unique])
     last = db.execute("SELECT MAX(seq) FROM changes").fetchone()[0]
     return last - len(unique) + 1, last
-
-
-class _Transaction:
-    """``with`` block = one transaction: committed on success, rolled back on any error.
-
-    Writes take the write lock up front (IMMEDIATE) so two writers never deadlock half-way.
-    """
-
-    def __init__(self, db: sqlite3.Connection, begin: str):
-        self.db = db
-        self.begin = begin
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute(self.begin)
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            try:
-                self.db.execute("COMMIT")
-                return
-            except sqlite3.Error:
-                self._rollback()  # a COMMIT that failed (a full disk) must not leave the transaction open
-                raise
-        self._rollback()
-
-    def _rollback(self) -> None:
-        try:
-            self.db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLite rolled back by itself (it may, on SQLITE_FULL or IOERR); the cause is raised anyway

@@ -8,34 +8,12 @@ import time
 import pytest
 import requests
 
-from api.testing import LiveServer, copy_home
+from api.testing import LiveServer, copy_home, post_until_down
 from critic.keys import create_key
 
 pytestmark = pytest.mark.slow
 
 WANTED_ACKS = 12
-
-
-def post_stream(server: LiveServer, key: str, acknowledged: list[str], stop: threading.Event) -> None:
-    """POST artworks one after another until the server dies; record the ids answered 201."""
-    session = requests.Session()
-    n = 0
-    while not stop.is_set():
-        artwork = {
-            "id": f"crash-{n}",
-            "title": f"Study of waves number {n}",
-            "description": f"Sketch {n} of breaking waves on a pebble beach, in grey and white chalk.",
-            "metadata": {"batch": "crash"},
-        }
-        try:
-            response = session.post(
-                server.url("/api/v1/artworks"), json=artwork, headers={"X-API-Key": key}, timeout=10
-            )
-        except requests.RequestException:
-            return  # the server is gone
-        if response.status_code == 201:
-            acknowledged.append(artwork["id"])
-        n += 1
 
 
 def test_acknowledged_writes_survive_sigkill(built_home, tmp_path):
@@ -45,7 +23,7 @@ def test_acknowledged_writes_survive_sigkill(built_home, tmp_path):
     stop = threading.Event()
     server = LiveServer(home, workers=1).start()
     try:
-        writer = threading.Thread(target=post_stream, args=(server, key, acknowledged, stop))
+        writer = threading.Thread(target=post_until_down, args=(server.url(), key, acknowledged, stop))
         writer.start()
         deadline = time.monotonic() + 120
         while len(acknowledged) < WANTED_ACKS and time.monotonic() < deadline and writer.is_alive():
