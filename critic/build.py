@@ -7,22 +7,23 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from critic.corpus import CatalogError, import_catalog, load_walters
-from critic.embed import MODEL_ID, EmbeddingCache, cached_embedder, embed_texts
+from critic.embed import DIM, MODEL_ID, EmbeddingCache, cached_embedder, embed_texts
 from critic.home import Home
 from critic.labels import label_of
 from critic.lexical import LEXICAL_DIMS
 from critic.records import LABEL_FIELDS, Artwork
-from critic.split import three_way_split
+from critic.split import Split, three_way_split
 from critic.store import ArtworkStore
 from critic.style_model import (
     DATE_DIMS,
     DATE_SCALE,
+    StyleModel,
     StyleModelError,
     load_style_model,
     save_style_model,
@@ -39,7 +40,8 @@ from index.store import VectorIndex
 MIN_ARTWORKS = 3
 
 
-def _log(message: str) -> None:
+def log_stderr(message: str) -> None:
+    """Build progress goes to stderr (stdout carries `--json`)."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -69,7 +71,7 @@ def build(
     writer_config: WriterTrainConfig | None = None,
     writer: bool = True,
     progress: bool = True,
-    log: Callable[[str], None] = _log,
+    log: Callable[[str], None] = log_stderr,
 ) -> dict:
     """Build (or refresh) everything under ``home``; returns the build info that `critic info` shows.
 
@@ -81,26 +83,11 @@ def build(
     home.root.mkdir(parents=True, exist_ok=True)
 
     step = time.perf_counter()
-    if catalog is None:
-        imported, rejected, source = load_walters(limit), [], "walters"
-    else:
-        result = import_catalog(catalog, mapping)
-        imported, rejected, source = result.records[:limit] if limit else result.records, result.rejected, str(catalog)
-        log(f"import: {result.summary()}")
-        for rejection in rejected[:20]:
-            log(f"  rejected {rejection}")
-    if not imported:
-        raise CatalogError(f"{source}: no usable record to import ({len(rejected)} rejected): nothing to build")
+    imported = import_records(catalog, mapping, limit, log)
     store = ArtworkStore(home.store_path)
-    store.upsert_many(imported)
-    records = store.all()
-    if len(records) < MIN_ARTWORKS:
-        raise CatalogError(
-            f"{source}: {len(records)} usable record(s); a build needs at least {MIN_ARTWORKS} "
-            "(a style model is fitted on one side of a creator split and measured on the others)"
-        )
+    store.upsert_many(imported.records)
+    records = checked_collection(store, imported, log)
     timings["import_s"] = time.perf_counter() - step
-    log(f"store: {len(imported)} records imported, {len(records)} in the collection")
 
     step = time.perf_counter()
     embeddings, encoded = embed_store(home, records, progress)
@@ -109,23 +96,7 @@ def build(
 
     step = time.perf_counter()
     split = three_way_split(records)
-    rows = {r.id: i for i, r in enumerate(records)}
-    fit_rows, validation_rows, test_rows = (
-        np.array([rows[i] for i in ids], dtype=np.int64) for ids in (split.fit, split.validation, split.test)
-    )
-    vc, tc = vae_config or VAEConfig(), train_config or TrainConfig()
-    data_hash = training_data_hash([records[i] for i in fit_rows], [vc, tc])
-    try:
-        style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
-        log("vae: training data unchanged, checkpoint reused")
-    except StyleModelError:
-        held_out = {"validation": validation_rows, "test": test_rows}
-        provenance = {"embedding_model": MODEL_ID, "data_hash": data_hash}
-        style = train_style_model(records, embeddings, fit_rows, held_out, provenance, vc, tc, progress)
-        save_style_model(home.vae_dir, style)
-        measured = f", validation {_summarise(style.meta['validation'])}" if "validation" in style.meta else ""
-        log(f"vae: trained on {len(fit_rows)} artworks{measured}; index: {style.index_reason}")
-    meta = style.meta
+    style, data_hash = ensure_style_model(home, records, embeddings, split, vae_config, train_config, progress, log)
     timings["vae_s"] = time.perf_counter() - step
 
     step = time.perf_counter()
@@ -140,46 +111,153 @@ def build(
     log(f"index: {len(index)} artworks, {index.kind} FAISS index")
 
     step = time.perf_counter()
-    writer_info = None
-    if writer:
-        cache = EmbeddingCache(home.cache_path)
-        try:
-            writer_info = ensure_writer(
-                home.writer_dir,
-                records,
-                style,
-                data_hash,
-                cached_embedder(cache),
-                writer_config,
-                log=log,
-            )
-            reused = "training data unchanged, checkpoint reused" if writer_info["reused"] else "trained"
-            log(f"writer: {reused} ({writer_info['training_descriptions']} train-split descriptions)")
-        except ValueError as exc:  # too few descriptions to learn from: the service drafts by retrieval
-            log(f"writer: skipped ({exc})")
+    writer_info = train_writer(home, records, style, data_hash, writer_config, log) if writer else None
     timings["writer_s"] = time.perf_counter() - step
+    return finish(home, imported, records, split, style, index, encoded, writer_info, timings, started, log)
 
+
+@dataclass(frozen=True)
+class Imported:
+    """What an import gave: the usable records, the rejected rows, and where they came from."""
+
+    records: list[Artwork]
+    rejected: list
+    source: str
+
+
+def import_records(
+    catalog: str | Path | None, mapping: dict[str, str] | None, limit: int | None, log: Callable[[str], None]
+) -> Imported:
+    """The bundled Walters collection (``catalog`` None) or a catalogue file, its first ``limit`` records;
+    CatalogError when nothing is usable."""
+    if catalog is None:
+        imported = Imported(load_walters(limit), [], "walters")
+    else:
+        result = import_catalog(catalog, mapping)
+        imported = Imported(result.records[:limit] if limit else result.records, result.rejected, str(catalog))
+        log(f"import: {result.summary()}")
+        for rejection in imported.rejected[:20]:
+            log(f"  rejected {rejection}")
+    if not imported.records:
+        raise CatalogError(
+            f"{imported.source}: no usable record to import ({len(imported.rejected)} rejected): nothing to build"
+        )
+    return imported
+
+
+def checked_collection(store: ArtworkStore, imported: Imported, log: Callable[[str], None]) -> list[Artwork]:
+    """Every record of the collection once ``imported`` is in ``store``; CatalogError when too few to build."""
+    records = store.all()
+    if len(records) < MIN_ARTWORKS:
+        raise CatalogError(
+            f"{imported.source}: {len(records)} usable record(s); a build needs at least {MIN_ARTWORKS} "
+            "(a style model is fitted on one side of a creator split and measured on the others)"
+        )
+    log(f"store: {len(imported.records)} records imported, {len(records)} in the collection")
+    return records
+
+
+def ensure_style_model(
+    home: Home,
+    records: Sequence[Artwork],
+    embeddings: np.ndarray,
+    split: Split,
+    vae_config: VAEConfig | None,
+    train_config: TrainConfig | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> tuple[StyleModel, str]:
+    """The style model of ``split``'s fit side, reused from ``home`` when its training data is unchanged, else
+    trained and saved; returns it with its data hash.
+
+    ``records`` (rows of ``embeddings``) may be a sample of the collection: split ids outside it are left out,
+    and the model is what the full build would train whenever the sample holds every fit record.
+    """
+    rows = {r.id: i for i, r in enumerate(records)}
+    fit_rows, validation_rows, test_rows = (
+        np.array([rows[i] for i in ids if i in rows], dtype=np.int64)
+        for ids in (split.fit, split.validation, split.test)
+    )
+    vc, tc = vae_config or VAEConfig(), train_config or TrainConfig()
+    data_hash = training_data_hash([records[i] for i in fit_rows], [vc, tc])
+    try:
+        style = load_style_model(home.vae_dir, expect={"embedding_model": MODEL_ID, "data_hash": data_hash})
+        log("vae: training data unchanged, checkpoint reused")
+    except StyleModelError:
+        held_out = {"validation": validation_rows, "test": test_rows}
+        provenance = {"embedding_model": MODEL_ID, "data_hash": data_hash}
+        style = train_style_model(records, embeddings, fit_rows, held_out, provenance, vc, tc, progress)
+        save_style_model(home.vae_dir, style)
+        measured = f", validation {_summarise(style.meta['validation'])}" if "validation" in style.meta else ""
+        log(f"vae: trained on {len(fit_rows)} artworks{measured}; index: {style.index_reason}")
+    return style, data_hash
+
+
+def train_writer(
+    home: Home,
+    records: Sequence[Artwork],
+    style: StyleModel,
+    data_hash: str,
+    writer_config: WriterTrainConfig | None,
+    log: Callable[[str], None],
+) -> dict | None:
+    """The description writer, reused when its training data is unchanged; None when too few descriptions."""
+    try:
+        writer_info = ensure_writer(
+            home.writer_dir,
+            records,
+            style,
+            data_hash,
+            cached_embedder(EmbeddingCache(home.cache_path)),
+            writer_config,
+            log=log,
+        )
+    except ValueError as exc:  # too few descriptions to learn from: the service drafts by retrieval
+        log(f"writer: skipped ({exc})")
+        return None
+    reused = "training data unchanged, checkpoint reused" if writer_info["reused"] else "trained"
+    log(f"writer: {reused} ({writer_info['training_descriptions']} train-split descriptions)")
+    return writer_info
+
+
+def finish(
+    home: Home,
+    imported: Imported,
+    records: Sequence[Artwork],
+    split: Split,
+    style: StyleModel,
+    index: VectorIndex,
+    encoded: int,
+    writer_info: dict | None,
+    timings: dict[str, float],
+    started: float,
+    log: Callable[[str], None],
+    **extra: object,
+) -> dict:
+    """Write and return the build info (`critic info`); ``extra`` adds engine-specific entries."""
     timings["total_s"] = time.perf_counter() - started
+    meta = style.meta
     info = {
-        "source": source,
+        "source": imported.source,
         "artworks": len(records),
-        "imported": len(imported),
-        "rejected": len(rejected),
+        "imported": len(imported.records),
+        "rejected": len(imported.rejected),
         "with_description": sum(bool(r.description.strip()) for r in records),
-        "train": len(fit_rows),
-        "validation": len(validation_rows),
-        "test": len(test_rows),
+        "train": len(split.fit),
+        "validation": len(split.validation),
+        "test": len(split.test),
         "embedding_model": MODEL_ID,
-        "embedding_dim": int(embeddings.shape[1]),
+        "embedding_dim": DIM,
         "newly_embedded": encoded,
         "latent_dim": style.latent_dim,
-        "index_mix": {**style.meta.get("index", {}), "latent_weight": style.latent_weight,
+        "index_mix": {**meta.get("index", {}), "latent_weight": style.latent_weight,
                       "reason": style.index_reason},
         "index": {"kind": index.kind, "count": len(index)},
         "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "validation", "test")},
         "writer": writer_info,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "timings": {k: round(v, 2) for k, v in timings.items()},
+        **extra,
     }
     home.write_info(info)
     log(f"build: done in {timings['total_s']:.1f} s")

@@ -2,7 +2,9 @@
 
 Cosine similarity is the inner product of L2-normalised vectors. Below ``ivf_threshold`` vectors the index is
 exact (``IndexIDMap2`` over ``IndexFlatIP``); from there on it is an ``IndexIVFFlat`` with a hash-table direct
-map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search.
+map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search. From
+``pq_threshold`` on, the lists hold product-quantised codes (``IndexIVFPQ``, about dim / 8 bytes a vector instead of
+4 * dim): scores and stored vectors are then approximations decoded from the codes.
 HNSW was not chosen: FAISS cannot remove from it, its recall at 1M was lower (docs/results.md: 0.96 against 0.9999)
 and a selective filter cuts its graph, so it may return fewer than k hits that exist. See bench/search.py.
 """
@@ -33,6 +35,13 @@ MANIFEST = "manifest.json"
 #: 0.998. Below 50k exact search stays inside the budget with full recall and no k-means training (the
 #: Walters collection, 15k, stays exact); above it, it would soon pass 5 ms.
 DEFAULT_IVF_THRESHOLD = 50_000
+#: From this many vectors on the index is IVF-PQ. Justified by memory, not speed: the Walters index is 756-d, so
+#: IVF-Flat holds 3.0 KB a vector, 3 GB per replica at 1M (7.5 times the 400 MB a serving worker may take); PQ
+#: codes of about dim / 8 bytes hold it in 84 B (92 MB at 1M). Below it the exact scores of IVF-Flat are worth
+#: their memory. The recall PQ costs is measured at 1M in docs/scale.md.
+DEFAULT_PQ_THRESHOLD = 1_000_000
+#: Dimensions per PQ sub-quantiser (8-bit codes each): the code size is about dim / PQ_DIMS_PER_CODE bytes.
+PQ_DIMS_PER_CODE = 8
 #: Inverted lists probed per query: the smallest power of two with recall@10 >= 0.95 at 1M in
 #: bench/search.py (0.978, 2.2 ms; 64 gave 0.940); nlist grows as 4 sqrt(n), so smaller collections get
 #: more recall from it (0.998 at 50k).
@@ -51,6 +60,17 @@ def nlist_for(count: int) -> int:
     """Inverted lists for ``count`` vectors: 4 * sqrt(n), the low end of FAISS's guidance (fast to train),
     and at most n / 39 so that k-means has the 39 points per centroid FAISS asks for."""
     return max(1, min(int(4 * math.sqrt(count)), count // 39))
+
+
+def pq_codes_for(dim: int) -> int:
+    """Sub-quantisers of an IVF-PQ index of ``dim``-d vectors: the largest divisor of ``dim`` that leaves each
+    at least PQ_DIMS_PER_CODE dimensions (FAISS needs a divisor).
+
+    Example:
+        >>> pq_codes_for(756), pq_codes_for(64)
+        (84, 8)
+    """
+    return max(m for m in range(1, max(1, dim // PQ_DIMS_PER_CODE) + 1) if dim % m == 0)
 
 
 @dataclass(frozen=True)
@@ -89,12 +109,14 @@ class VectorIndex:
         identity: Mapping[str, Any] | None = None,
         ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
         nprobe: int = DEFAULT_NPROBE,
+        pq_threshold: int = DEFAULT_PQ_THRESHOLD,
     ):
         if dim <= 0:
             raise ValueError(f"dimension must be positive, got {dim}")
         self.dim = dim
         self.identity: dict[str, Any] = _json_normalised(dict(identity or {}))
         self.ivf_threshold = ivf_threshold
+        self.pq_threshold = pq_threshold
         self.nprobe = nprobe
         self._index: faiss.Index = _new_flat(dim)
         self._trained_count = 0
@@ -117,12 +139,15 @@ class VectorIndex:
         identity: Mapping[str, Any] | None = None,
         ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
         nprobe: int = DEFAULT_NPROBE,
+        pq_threshold: int = DEFAULT_PQ_THRESHOLD,
     ) -> VectorIndex:
         """A new index holding ``vectors`` (n, dim) under ``ids``; the type follows the size."""
         matrix = np.asarray(vectors)
         if matrix.ndim != 2:
             raise ValueError(f"vectors must be a 2-d array, got shape {matrix.shape}")
-        index = cls(matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe)
+        index = cls(
+            matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe, pq_threshold=pq_threshold
+        )
         index.upsert(ids, matrix, fingerprints)
         return index
 
@@ -130,7 +155,9 @@ class VectorIndex:
 
     @property
     def kind(self) -> str:
-        """``"flat"`` (exact) or ``"ivf"``."""
+        """``"flat"`` (exact), ``"ivf"`` (exact scores) or ``"ivfpq"`` (compressed)."""
+        if isinstance(self._index, faiss.IndexIVFPQ):
+            return "ivfpq"
         return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
 
     @property
@@ -300,6 +327,7 @@ class VectorIndex:
                 "nlist": self.nlist,
                 "nprobe": self.nprobe,
                 "ivf_threshold": self.ivf_threshold,
+                "pq_threshold": self.pq_threshold,
                 "trained_count": self._trained_count,
                 "faiss_version": faiss.__version__,
                 "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -362,6 +390,8 @@ class VectorIndex:
             identity=manifest["identity"],
             ivf_threshold=manifest["ivf_threshold"],
             nprobe=manifest["nprobe"],
+            # Indexes saved before IVF-PQ existed have no such entry.
+            pq_threshold=int(manifest.get("pq_threshold", DEFAULT_PQ_THRESHOLD)),
         )
         index._index = faiss_index
         index._trained_count = manifest["trained_count"]
@@ -451,7 +481,8 @@ class VectorIndex:
     def _reset(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the FAISS structure by one of the type the size calls for, holding exactly these vectors."""
         if len(keys) >= self.ivf_threshold:
-            self._index = _new_ivf(vectors, nlist_for(len(keys)))
+            codes = pq_codes_for(self.dim) if len(keys) >= self.pq_threshold else None
+            self._index = _new_ivf(vectors, nlist_for(len(keys)), codes)
             self._trained_count = len(keys)
         else:
             self._index = _new_flat(self.dim)
@@ -464,8 +495,11 @@ class VectorIndex:
         if self.kind == "flat":
             due = count >= self.ivf_threshold
         else:
+            # Each kind is left with the same hysteresis: past its threshold, or back below half of it.
+            compressed = self.kind == "ivfpq"
             due = (
                 count < self.ivf_threshold // 2
+                or (count < self.pq_threshold // 2 if compressed else count >= self.pq_threshold)
                 or count > self._trained_count * RETRAIN_FACTOR
                 or count < self._trained_count // RETRAIN_FACTOR
             )
@@ -481,9 +515,14 @@ def _new_flat(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def _new_ivf(vectors: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
+def _new_ivf(vectors: np.ndarray, nlist: int, pq_codes: int | None = None) -> faiss.IndexIVF:
+    """IVF-Flat, or IVF-PQ with ``pq_codes`` 8-bit sub-quantisers, trained on ``vectors``."""
     dim = vectors.shape[1]
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    quantizer = faiss.IndexFlatIP(dim)
+    if pq_codes is None:
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_codes, 8, faiss.METRIC_INNER_PRODUCT)
     index.cp.spherical = True  # centroids on the unit sphere, like the vectors they hold
     index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
     index.train(vectors)
