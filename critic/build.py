@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -56,11 +59,6 @@ def training_data_hash(records: Sequence[Artwork], configs: Sequence[object]) ->
     return digest.hexdigest()
 
 
-def embed_store(home: Home, records: Sequence[Artwork], progress: bool = True) -> tuple[np.ndarray, int]:
-    """Embeddings of every record's text through the on-disk cache; returns (vectors, newly encoded)."""
-    return embed_texts([r.text() for r in records], EmbeddingCache(home.cache_path), progress=progress)
-
-
 def build(
     home: Home,
     catalog: str | Path | None = None,
@@ -72,48 +70,72 @@ def build(
     writer: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = log_stderr,
+    engine: Engine | None = None,
 ) -> dict:
     """Build (or refresh) everything under ``home``; returns the build info that `critic info` shows.
 
     Catalog records are upserted: artworks added through the API stay unless the catalog replaces them.
-    ``writer=False`` skips training the description writer (the service then drafts by retrieval).
+    ``writer=False`` skips training the description writer (the service then drafts by retrieval). ``engine``
+    runs the per-record steps: this process by default, a Ray cluster with critic.build_ray.RayEngine.
     """
+    engine = engine or LocalEngine()
     started = time.perf_counter()
     timings: dict[str, float] = {}
     home.root.mkdir(parents=True, exist_ok=True)
 
     step = time.perf_counter()
     imported = import_records(catalog, mapping, limit, log)
-    store = ArtworkStore(home.store_path)
-    store.upsert_many(imported.records)
-    records = checked_collection(store, imported, log)
     timings["import_s"] = time.perf_counter() - step
+    with engine.session(progress, log):
+        step = time.perf_counter()
+        records, encoded = engine.embed(home, imported, progress, log)
+        timings["embed_s"] = time.perf_counter() - step
 
-    step = time.perf_counter()
-    embeddings, encoded = embed_store(home, records, progress)
-    timings["embed_s"] = time.perf_counter() - step
-    log(f"embed: {encoded} new texts encoded, {len(records) - encoded} from the cache")
+        step = time.perf_counter()
+        split = three_way_split(records)
+        sample = engine.training_sample(records, split)
+        style, data_hash = _style_model(
+            home, sample, engine.embeddings(home, sample), split, vae_config, train_config, progress, log
+        )
+        timings["vae_s"] = time.perf_counter() - step
 
-    step = time.perf_counter()
-    split = three_way_split(records)
-    style, data_hash = ensure_style_model(home, records, embeddings, split, vae_config, train_config, progress, log)
-    timings["vae_s"] = time.perf_counter() - step
-
-    step = time.perf_counter()
-    index = VectorIndex.build(
-        [r.id for r in records],
-        style.index_vectors(embeddings, records),
-        fingerprints=[r.text_hash() for r in records],
-        identity=style.index_identity,
-    )
+        step = time.perf_counter()
+        index = engine.index(home, records, style, log)
     index.save(home.index_dir)
     timings["index_s"] = time.perf_counter() - step
     log(f"index: {len(index)} artworks, {index.kind} FAISS index")
 
     step = time.perf_counter()
-    writer_info = train_writer(home, records, style, data_hash, writer_config, log) if writer else None
+    writer_info = _writer(home, records, style, data_hash, writer_config, log) if writer else None
     timings["writer_s"] = time.perf_counter() - step
-    return finish(home, imported, records, split, style, index, encoded, writer_info, timings, started, log)
+
+    timings["total_s"] = time.perf_counter() - started
+    meta = style.meta
+    info = {
+        "source": imported.source,
+        "artworks": len(records),
+        "imported": len(imported.records),
+        "rejected": len(imported.rejected),
+        "with_description": sum(bool(r.description.strip()) for r in records),
+        "train": len(split.fit),
+        "validation": len(split.validation),
+        "test": len(split.test),
+        "embedding_model": MODEL_ID,
+        "embedding_dim": DIM,
+        "newly_embedded": encoded,
+        "latent_dim": style.latent_dim,
+        "index_mix": {**meta.get("index", {}), "latent_weight": style.latent_weight,
+                      "reason": style.index_reason},
+        "index": {"kind": index.kind, "count": len(index)},
+        "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "validation", "test")},
+        "writer": writer_info,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        **engine.describe(),
+    }
+    home.write_info(info)
+    log(f"build: done in {timings['total_s']:.1f} s")
+    return info
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,79 @@ class Imported:
     records: list[Artwork]
     rejected: list
     source: str
+
+
+class Engine(Protocol):
+    """Where a build's per-record steps run: storing and embedding the collection, and its index vectors."""
+
+    def session(self, progress: bool, log: Callable[[str], None]) -> AbstractContextManager[None]:
+        """The span in which the steps below run (a connection to a cluster, say)."""
+        ...
+
+    def embed(
+        self, home: Home, imported: Imported, progress: bool, log: Callable[[str], None]
+    ) -> tuple[list[Artwork], int]:
+        """Store ``imported``, embed the collection; returns its records (checked_collection) and how many
+        texts were newly encoded."""
+        ...
+
+    def training_sample(self, records: Sequence[Artwork], split: Split) -> list[Artwork]:
+        """The records the style model trains and is measured on, in collection order."""
+        ...
+
+    def embeddings(self, home: Home, records: Sequence[Artwork]) -> np.ndarray:
+        """The embeddings of ``records``, embedded before."""
+        ...
+
+    def index(self, home: Home, records: Sequence[Artwork], style: StyleModel, log: Callable[[str], None]
+              ) -> VectorIndex:
+        """The index of every record of the collection by ``style``."""
+        ...
+
+    def describe(self) -> dict:
+        """Entries the build info adds for this engine."""
+        ...
+
+
+class LocalEngine:
+    """This process: embeddings through the on-disk cache, kept in memory for the training and the index."""
+
+    def __init__(self) -> None:
+        self._embeddings = np.zeros((0, DIM), np.float32)
+        self._rows: dict[str, int] = {}
+
+    def session(self, progress: bool, log: Callable[[str], None]) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def embed(
+        self, home: Home, imported: Imported, progress: bool, log: Callable[[str], None]
+    ) -> tuple[list[Artwork], int]:
+        store = ArtworkStore(home.store_path)
+        store.upsert_many(imported.records)
+        records = checked_collection(store, imported, log)
+        cache = EmbeddingCache(home.cache_path)
+        self._embeddings, encoded = embed_texts([r.text() for r in records], cache, progress=progress)
+        self._rows = {r.id: i for i, r in enumerate(records)}
+        log(f"embed: {encoded} new texts encoded, {len(records) - encoded} from the cache")
+        return records, encoded
+
+    def training_sample(self, records: Sequence[Artwork], split: Split) -> list[Artwork]:
+        return list(records)
+
+    def embeddings(self, home: Home, records: Sequence[Artwork]) -> np.ndarray:
+        return self._embeddings[[self._rows[r.id] for r in records]]
+
+    def index(self, home: Home, records: Sequence[Artwork], style: StyleModel, log: Callable[[str], None]
+              ) -> VectorIndex:
+        return VectorIndex.build(
+            [r.id for r in records],
+            style.index_vectors(self.embeddings(home, records), records),
+            fingerprints=[r.text_hash() for r in records],
+            identity=style.index_identity,
+        )
+
+    def describe(self) -> dict:
+        return {}
 
 
 def import_records(
@@ -157,7 +252,7 @@ def checked_collection(store: ArtworkStore, imported: Imported, log: Callable[[s
     return records
 
 
-def ensure_style_model(
+def _style_model(
     home: Home,
     records: Sequence[Artwork],
     embeddings: np.ndarray,
@@ -193,7 +288,7 @@ def ensure_style_model(
     return style, data_hash
 
 
-def train_writer(
+def _writer(
     home: Home,
     records: Sequence[Artwork],
     style: StyleModel,
@@ -218,50 +313,6 @@ def train_writer(
     reused = "training data unchanged, checkpoint reused" if writer_info["reused"] else "trained"
     log(f"writer: {reused} ({writer_info['training_descriptions']} train-split descriptions)")
     return writer_info
-
-
-def finish(
-    home: Home,
-    imported: Imported,
-    records: Sequence[Artwork],
-    split: Split,
-    style: StyleModel,
-    index: VectorIndex,
-    encoded: int,
-    writer_info: dict | None,
-    timings: dict[str, float],
-    started: float,
-    log: Callable[[str], None],
-    **extra: object,
-) -> dict:
-    """Write and return the build info (`critic info`); ``extra`` adds engine-specific entries."""
-    timings["total_s"] = time.perf_counter() - started
-    meta = style.meta
-    info = {
-        "source": imported.source,
-        "artworks": len(records),
-        "imported": len(imported.records),
-        "rejected": len(imported.rejected),
-        "with_description": sum(bool(r.description.strip()) for r in records),
-        "train": len(split.fit),
-        "validation": len(split.validation),
-        "test": len(split.test),
-        "embedding_model": MODEL_ID,
-        "embedding_dim": DIM,
-        "newly_embedded": encoded,
-        "latent_dim": style.latent_dim,
-        "index_mix": {**meta.get("index", {}), "latent_weight": style.latent_weight,
-                      "reason": style.index_reason},
-        "index": {"kind": index.kind, "count": len(index)},
-        "vae": {k: meta.get(k) for k in ("data_hash", "epochs", "train", "validation", "test")},
-        "writer": writer_info,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "timings": {k: round(v, 2) for k, v in timings.items()},
-        **extra,
-    }
-    home.write_info(info)
-    log(f"build: done in {timings['total_s']:.1f} s")
-    return info
 
 
 def _summarise(metrics: dict) -> str:

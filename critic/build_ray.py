@@ -1,4 +1,4 @@
-"""`critic build --engine ray`: critic.build's steps with the per-record work spread over a Ray cluster.
+"""`critic build --engine ray`: RayEngine runs critic.build's per-record steps on a Ray cluster.
 
 Ray Data runs two stages over shards of ``shard_size`` records, each on an actor pool (one actor per CPU,
 ``map_batches`` with a callable class, so each actor loads its model once):
@@ -13,10 +13,6 @@ dies mid-shard is restarted by Ray and its batch retried. Between the stages the
 ingest the embed shards, and the StyleVAE trains on the driver exactly as in critic.build, on a seeded sample of
 at most ``sample_size`` records per side of the split. The index is built from the encode shards.
 
-Example:
-    >>> info = build_ray(Home(Path("/tmp/home")), limit=2000, writer=False, shard_size=500)  # a local Ray
-    >>> info["engine"]["shards"]["embed"]
-    {'total': 4, 'computed': 4}
 """
 
 from __future__ import annotations
@@ -27,7 +23,6 @@ import json
 import logging
 import os
 import random
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,23 +34,13 @@ import pyarrow.parquet as pq
 import ray
 
 from critic.atomic import write_atomically
-from critic.build import (
-    checked_collection,
-    ensure_style_model,
-    finish,
-    import_records,
-    log_stderr,
-    train_writer,
-)
+from critic.build import Imported, checked_collection
 from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, load_encoder
 from critic.home import Home
 from critic.records import Artwork, text_hash
-from critic.split import Split, three_way_split
+from critic.split import Split
 from critic.store import ArtworkStore
 from critic.style_model import StyleModel
-from critic.train import TrainConfig
-from critic.vae import VAEConfig
-from critic.writer.train import WriterTrainConfig
 from index.store import VectorIndex
 
 #: Records per shard: the unit of resumption and of one actor call (about 30 s of embedding on one core).
@@ -76,85 +61,75 @@ class Shard:
     rows: pa.Table
 
 
-def build_ray(
-    home: Home,
-    catalog: str | Path | None = None,
-    mapping: dict[str, str] | None = None,
-    limit: int | None = None,
-    vae_config: VAEConfig | None = None,
-    train_config: TrainConfig | None = None,
-    writer_config: WriterTrainConfig | None = None,
-    writer: bool = True,
-    progress: bool = True,
-    log: Callable[[str], None] = log_stderr,
-    *,
-    address: str | None = None,
-    shard_size: int = SHARD_SIZE,
-    sample_size: int = SAMPLE_SIZE,
-) -> dict:
-    """critic.build.build with Ray: joins the cluster at ``address`` (None: starts a local Ray on this machine's
-    cores, or uses the one this process is connected to); returns the build info, with an ``engine`` entry."""
-    if shard_size < 1 or sample_size < 1:
-        raise ValueError(f"shard size and sample size must be positive, got {shard_size} and {sample_size}")
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    home.root.mkdir(parents=True, exist_ok=True)
-    step = time.perf_counter()
-    imported = import_records(catalog, mapping, limit, log)
-    timings["import_s"] = time.perf_counter() - step
+class RayEngine:
+    """critic.build's per-record steps on Ray: joins the cluster at ``address`` (None: the one this process is
+    connected to, else a local Ray on this machine's cores).
 
-    with ray_connection(address, progress):
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        log(f"ray: {workers} worker(s) on {len(ray.nodes())} node(s)")
+    Example:
+        >>> from critic.build import build
+        >>> info = build(Home(Path("/tmp/home")), limit=2000, writer=False, engine=RayEngine(shard_size=500))
+        >>> info["engine"]["shards"]["embed"]
+        {'total': 4, 'computed': 4}
+    """
 
-        step = time.perf_counter()
-        embed_shards = _plan(home.shards_dir / EMBED, _record_tables(imported.records, shard_size))
-        embedded, newly_embedded = run_stage(EMBED, embed_shards, EmbedActor, (), workers, log)
+    def __init__(self, address: str | None = None, shard_size: int = SHARD_SIZE, sample_size: int = SAMPLE_SIZE):
+        if shard_size < 1 or sample_size < 1:
+            raise ValueError(f"shard size and sample size must be positive, got {shard_size} and {sample_size}")
+        self.address, self.shard_size, self.sample_size = address, shard_size, sample_size
+        self.workers = 0
+        self.shards: dict[str, dict[str, int]] = {}
+        self.sampled = 0
+        self._embed_shards: list[Shard] = []
+
+    @contextlib.contextmanager
+    def session(self, progress: bool, log: Callable[[str], None]) -> Iterator[None]:
+        with ray_connection(self.address, progress):
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            log(f"ray: {self.workers} worker(s) on {len(ray.nodes())} node(s)")
+            yield
+
+    def embed(
+        self, home: Home, imported: Imported, progress: bool, log: Callable[[str], None]
+    ) -> tuple[list[Artwork], int]:
+        self._embed_shards = _plan(home.shards_dir / EMBED, _record_tables(imported.records, self.shard_size))
+        computed, newly_embedded = run_stage(EMBED, self._embed_shards, EmbedActor, (), self.workers, log)
+        self.shards[EMBED] = {"total": len(self._embed_shards), "computed": computed}
         store, cache = ArtworkStore(home.store_path), EmbeddingCache(home.cache_path)
-        for shard in embed_shards:  # the store ingests in shard order: the order of the catalogue
+        for shard in self._embed_shards:  # the store ingests in shard order: the order of the catalogue
             table = pq.read_table(shard.path)
             store.upsert_many(_records(table))
-            cache.put_many(dict(zip(table["text_hash"].to_pylist(), _matrix(table["embedding"]), strict=True)))
-        records = checked_collection(store, imported, log)
-        timings["embed_s"] = time.perf_counter() - step
+            cache.put_many(dict(zip(table["text_hash"].to_pylist(), vector_matrix(table["embedding"]), strict=True)))
+        return checked_collection(store, imported, log), newly_embedded
 
-        step = time.perf_counter()
-        split = three_way_split(records)
-        sample = [r for r in records if r.id in sampled_ids(split, sample_size)]
-        sample_embeddings, _ = embed_texts([r.text() for r in sample], cache)
-        style, data_hash = ensure_style_model(
-            home, sample, sample_embeddings, split, vae_config, train_config, progress, log
-        )
-        timings["vae_s"] = time.perf_counter() - step
+    def training_sample(self, records: Sequence[Artwork], split: Split) -> list[Artwork]:
+        chosen = sampled_ids(split, self.sample_size)
+        sample = [r for r in records if r.id in chosen]
+        self.sampled = len(sample)
+        return sample
 
-        step = time.perf_counter()
-        encode_shards = _plan(
-            home.shards_dir / ENCODE,
-            [(pq.read_table(s.path), s.path.stem + json.dumps(style.index_identity)) for s in embed_shards],
-        )
-        encoded, _ = run_stage(ENCODE, encode_shards, EncodeActor, (style,), workers, log)
-        timings["encode_s"] = time.perf_counter() - step
+    def embeddings(self, home: Home, records: Sequence[Artwork]) -> np.ndarray:
+        # From the cache the shards filled; a record the catalogue lacks (added through the API) is embedded here.
+        return embed_texts([r.text() for r in records], EmbeddingCache(home.cache_path))[0]
 
-    step = time.perf_counter()
-    index = index_from_shards([s.path for s in encode_shards], records, style, cache)
-    index.save(home.index_dir)
-    timings["index_s"] = time.perf_counter() - step
-    log(f"index: {len(index)} artworks, {index.kind} FAISS index")
+    def index(self, home: Home, records: Sequence[Artwork], style: StyleModel, log: Callable[[str], None]
+              ) -> VectorIndex:
+        identity = json.dumps(style.index_identity, sort_keys=True)
+        inputs = [(pq.read_table(s.path), s.path.stem + identity) for s in self._embed_shards]
+        encode_shards = _plan(home.shards_dir / ENCODE, inputs)
+        computed, _ = run_stage(ENCODE, encode_shards, EncodeActor, (style,), self.workers, log)
+        self.shards[ENCODE] = {"total": len(encode_shards), "computed": computed}
+        table = pa.concat_tables([pq.read_table(s.path, columns=["id", "text_hash", "vector"]) for s in encode_shards])
+        ids, hashes, vectors = table["id"].to_pylist(), table["text_hash"].to_pylist(), vector_matrix(table["vector"])
+        sharded = set(ids)
+        extra = [r for r in records if r.id not in sharded]  # added through the API: not in the catalogue
+        if extra:
+            ids, hashes = ids + [r.id for r in extra], hashes + [r.text_hash() for r in extra]
+            vectors = np.concatenate([vectors, style.index_vectors(self.embeddings(home, extra), extra)])
+        return VectorIndex.build(ids, vectors, fingerprints=hashes, identity=style.index_identity)
 
-    step = time.perf_counter()
-    writer_info = train_writer(home, records, style, data_hash, writer_config, log) if writer else None
-    timings["writer_s"] = time.perf_counter() - step
-    engine = {
-        "name": "ray",
-        "workers": workers,
-        "shard_size": shard_size,
-        "sample_size": sample_size,
-        "sampled": len(sample),
-        "shards": {EMBED: {"total": len(embed_shards), "computed": embedded},
-                   ENCODE: {"total": len(encode_shards), "computed": encoded}},
-    }
-    return finish(home, imported, records, split, style, index, newly_embedded, writer_info, timings, started, log,
-                  engine=engine)
+    def describe(self) -> dict:
+        return {"engine": {"name": "ray", "workers": self.workers, "shard_size": self.shard_size,
+                           "sample_size": self.sample_size, "sampled": self.sampled, "shards": self.shards}}
 
 
 @contextlib.contextmanager
@@ -213,7 +188,7 @@ class EncodeActor:
         self.style = style
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        latents, vectors = self.style.encode(_matrix(batch["embedding"]), _records(batch))
+        latents, vectors = self.style.encode(vector_matrix(batch["embedding"]), _records(batch))
         kept = batch.select(["shard", "row", "id", "text_hash"])
         return kept.append_column("latent", _vector_column(latents)).append_column("vector", _vector_column(vectors))
 
@@ -252,23 +227,6 @@ def run_stage(
     if pending:  # a retried batch never double-counts: rows are counted per shard against what was sent
         raise RuntimeError(f"{name}: shards {sorted(pending)} came back incomplete")
     return len(todo), sum(s.rows.num_rows for s in todo.values())
-
-
-def index_from_shards(
-    paths: Sequence[Path], records: Sequence[Artwork], style: StyleModel, cache: EmbeddingCache
-) -> VectorIndex:
-    """The index of every record of the collection: vectors from the encode shards, and for records the
-    catalogue does not hold (added through the API) encoded here."""
-    tables = [pq.read_table(p, columns=["id", "text_hash", "vector"]) for p in paths]
-    table = pa.concat_tables(tables)
-    ids, hashes, vectors = table["id"].to_pylist(), table["text_hash"].to_pylist(), _matrix(table["vector"])
-    sharded = set(ids)
-    extra = [r for r in records if r.id not in sharded]
-    if extra:
-        extra_vectors = style.index_vectors(embed_texts([r.text() for r in extra], cache)[0], extra)
-        ids, hashes = ids + [r.id for r in extra], hashes + [r.text_hash() for r in extra]
-        vectors = np.concatenate([vectors, extra_vectors])
-    return VectorIndex.build(ids, vectors, fingerprints=hashes, identity=style.index_identity)
 
 
 def _record_tables(records: Sequence[Artwork], shard_size: int) -> list[tuple[pa.Table, str]]:
@@ -314,7 +272,7 @@ def _vector_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
 
 
-def _matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A fixed-size-list column as a float32 (rows, width) matrix."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     flat = array.flatten().to_numpy(zero_copy_only=False)

@@ -26,14 +26,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.map and not args.catalog:
         raise UsageError("--map needs --catalog (the bundled collection has its own mapping)")
-    build_args = (Home.resolve(args.home), args.catalog, parse_mapping(args.map))
     ray_options = {k: v for k in ("address", "shard_size", "sample_size") if (v := getattr(args, k))}
-    if args.engine == "ray":
-        info = _ray_engine()(*build_args, limit=args.limit, writer=not args.no_writer, **ray_options)
-    elif ray_options:
+    if ray_options and args.engine != "ray":
         raise UsageError(f"--{next(iter(ray_options)).replace('_', '-')} needs --engine ray")
-    else:
-        info = build(*build_args, limit=args.limit, writer=not args.no_writer)
+    engine = _ray_engine()(**ray_options) if args.engine == "ray" else None
+    info = build(
+        Home.resolve(args.home), args.catalog, parse_mapping(args.map), limit=args.limit, writer=not args.no_writer,
+        engine=engine,
+    )
     if args.json:
         print(json.dumps(info, indent=1))
     return 0
@@ -45,14 +45,14 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _ray_engine() -> Callable[..., dict]:
+def _ray_engine() -> type:
     try:
-        from critic.build_ray import build_ray
+        from critic.build_ray import RayEngine
     except ModuleNotFoundError as exc:
         raise UsageError(
             f"--engine ray needs the scale extra ({exc.name} is missing): pip install 'art-critic[scale]'"
         ) from exc
-    return build_ray
+    return RayEngine
 
 
 def cmd_info(args: argparse.Namespace) -> int:

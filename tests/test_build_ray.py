@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from critic.build import build  # noqa: E402
-from critic.build_ray import EMBED, ENCODE, _matrix, build_ray, sampled_ids  # noqa: E402
+from critic.build_ray import EMBED, ENCODE, RayEngine, sampled_ids, vector_matrix  # noqa: E402
 from critic.cli import main  # noqa: E402
 from critic.embed import EmbeddingCache, embed_texts, load_encoder  # noqa: E402
 from critic.home import Home  # noqa: E402
@@ -110,8 +110,8 @@ def ray_build(tmp_path_factory, cluster):
 
     killer = threading.Thread(target=kill_one_worker, daemon=True)
     killer.start()
-    info = build_ray(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet,
-                     shard_size=SHARD)
+    info = build(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet,
+                 engine=RayEngine(shard_size=SHARD))
     killer.join(timeout=1)
     return home, info, killed
 
@@ -132,14 +132,14 @@ def test_embeddings_match_the_single_process_encoder(ray_build):
     rows = random.Random(0).sample(range(table.num_rows), 100)
     texts = [Artwork.from_dict(json.loads(table["record"][i].as_py())).text() for i in rows]
     expected = load_encoder().encode(texts, normalize_embeddings=True)
-    assert np.allclose(_matrix(table["embedding"])[rows], expected, atol=1e-6)
+    assert np.allclose(vector_matrix(table["embedding"])[rows], expected, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_latents_match_the_single_process_build(ray_build, single_home):
     home = ray_build[0]
     table = shard_rows(home, ENCODE, ["id", "latent"])
-    ray_latents = dict(zip(table["id"].to_pylist(), _matrix(table["latent"]), strict=True))
+    ray_latents = dict(zip(table["id"].to_pylist(), vector_matrix(table["latent"]), strict=True))
     records = ArtworkStore(single_home.store_path).all()
     embeddings, encoded = embed_texts([r.text() for r in records], EmbeddingCache(single_home.cache_path))
     single = load_style_model(single_home.vae_dir).latents(embeddings, records)
@@ -166,8 +166,8 @@ def test_a_rerun_redoes_only_the_missing_shards(ray_build):
     home, first, _ = ray_build
     sorted((home.shards_dir / EMBED).glob("part-*.parquet"))[2].unlink()  # as if the run had stopped there
     before = VectorIndex.load(home.index_dir)
-    info = build_ray(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet,
-                     shard_size=SHARD)
+    info = build(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet,
+                 engine=RayEngine(shard_size=SHARD))
     # The re-embedded shard has the same input, so its encode shard, already written, stays.
     assert info["engine"]["shards"] == {EMBED: {"total": 8, "computed": 1}, ENCODE: {"total": 8, "computed": 0}}
     assert info["newly_embedded"] == SHARD and info["vae"]["data_hash"] == first["vae"]["data_hash"]
