@@ -7,7 +7,8 @@ Ray Data runs two stages over shards of ``shard_size`` records, each on an actor
 2. encode: record + embedding -> lexical projection, date block, StyleVAE latent and index vector.
 
 The actors return their rows to the driver, which writes each shard, once complete, as a Parquet file under
-``home.shards_dir`` (no file system shared with the workers is needed). A shard's file name carries the digest of
+``home.shards_dir`` (no file system shared with the workers is needed). Shards go out in waves of
+WAVE_PER_WORKER per worker, so the driver and the object store hold a bounded slice of the collection. A shard's file name carries the digest of
 what it was computed from, so a rerun after an interrupted run skips the shards already written; a worker that
 dies mid-shard is restarted by Ray and its batch retried. Between the stages the store and the embedding cache
 ingest the embed shards, and the StyleVAE trains on the driver exactly as in critic.build, on a seeded sample of
@@ -18,6 +19,7 @@ at most ``sample_size`` records per side of the split. The index is built from t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -49,16 +51,21 @@ SHARD_SIZE = 10_000
 SAMPLE_SIZE = 100_000
 #: Rows per actor call: a killed worker loses at most this much work.
 BATCH_SIZE = 500
+#: Shards sent to the cluster at once, per worker: enough to keep every actor busy, few enough that the driver
+#: and the object store hold a bounded slice of the collection.
+WAVE_PER_WORKER = 4
 EMBED, ENCODE = "embed", "encode"
 
 
 @dataclass(frozen=True)
 class Shard:
-    """Shard ``number`` of a stage: the file it is written to and the table of its input rows."""
+    """Shard ``number`` of a stage: the file it is written to, and its ``size`` input rows, which ``load``
+    reads only when the shard is computed (the driver holds one wave of shards at a time)."""
 
     number: int
     path: Path
-    rows: pa.Table
+    size: int
+    load: Callable[[], pa.Table]
 
 
 class RayEngine:
@@ -114,7 +121,8 @@ class RayEngine:
     def index(self, home: Home, records: Sequence[Artwork], style: StyleModel, log: Callable[[str], None]
               ) -> VectorIndex:
         identity = json.dumps(style.index_identity, sort_keys=True)
-        inputs = [(pq.read_table(s.path), s.path.stem + identity) for s in self._embed_shards]
+        inputs = [(functools.partial(pq.read_table, s.path), s.size, s.path.stem + identity)
+                  for s in self._embed_shards]
         encode_shards = _plan(home.shards_dir / ENCODE, inputs)
         computed, _ = run_stage(ENCODE, encode_shards, EncodeActor, (style,), self.workers, log)
         self.shards[ENCODE] = {"total": len(encode_shards), "computed": computed}
@@ -203,13 +211,20 @@ def run_stage(
 ) -> tuple[int, int]:
     """Run ``actor`` over the rows of the shards not yet on disk and write each as it completes; returns how
     many shards and rows were computed."""
-    todo = {s.number: s for s in shards if not s.path.exists()}
+    todo = [s for s in shards if not s.path.exists()]
     log(f"{name}: {len(shards) - len(todo)} of {len(shards)} shard(s) already written")
-    if not todo:
-        return 0, 0
-    data = ray.data.from_arrow([s.rows for s in todo.values()])
-    batches = -(-sum(s.rows.num_rows for s in todo.values()) // BATCH_SIZE)  # more actors than batches would idle
-    results = data.map_batches(
+    wave = WAVE_PER_WORKER * workers
+    for start in range(0, len(todo), wave):
+        _run_wave(name, todo[start : start + wave], len(shards), actor, args, workers, log)
+    return len(todo), sum(s.size for s in todo)
+
+
+def _run_wave(
+    name: str, shards: Sequence[Shard], total: int, actor: type, args: tuple, workers: int, log: Callable[[str], None]
+) -> None:
+    by_number = {s.number: s for s in shards}
+    batches = -(-sum(s.size for s in shards) // BATCH_SIZE)  # more actors than batches would idle
+    results = ray.data.from_arrow([s.load() for s in shards]).map_batches(
         actor,
         fn_constructor_args=args,
         batch_size=BATCH_SIZE,
@@ -217,44 +232,49 @@ def run_stage(
         compute=ray.data.ActorPoolStrategy(size=min(workers, batches)),
         num_cpus=1,
     )
-    pending: dict[int, list[pa.Table]] = {n: [] for n in todo}
+    pending: dict[int, list[pa.Table]] = {n: [] for n in by_number}
     for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
         for number in pc.unique(batch["shard"]).to_pylist():
             pending[number].append(batch.filter(pc.equal(batch["shard"], number)))
-            if sum(t.num_rows for t in pending[number]) == todo[number].rows.num_rows:
-                _write_shard(todo[number].path, pa.concat_tables(pending.pop(number)).sort_by("row"))
-                log(f"{name}: shard {number + 1}/{len(shards)} written")
+            if sum(t.num_rows for t in pending[number]) == by_number[number].size:
+                _write_shard(by_number[number].path, pa.concat_tables(pending.pop(number)).sort_by("row"))
+                log(f"{name}: shard {number + 1}/{total} written")
     if pending:  # a retried batch never double-counts: rows are counted per shard against what was sent
         raise RuntimeError(f"{name}: shards {sorted(pending)} came back incomplete")
-    return len(todo), sum(s.rows.num_rows for s in todo.values())
 
 
-def _record_tables(records: Sequence[Artwork], shard_size: int) -> list[tuple[pa.Table, str]]:
+def _record_tables(records: Sequence[Artwork], shard_size: int) -> list[tuple[Callable[[], pa.Table], int, str]]:
     """The embed stage's input: ``shard_size`` records a table, each with what its shard is computed from."""
-    tables = []
+    inputs = []
     for start in range(0, len(records), shard_size):
         chunk = records[start : start + shard_size]
         rows = [json.dumps(r.to_dict(), sort_keys=True) for r in chunk]
-        table = pa.table({"row": pa.array(range(len(rows)), pa.int32()), "id": pa.array([r.id for r in chunk]),
-                          "record": pa.array(rows, pa.string())})
-        tables.append((table, MODEL_ID + "\n".join(rows)))
-    return tables
+        table = functools.partial(pa.table, {"row": pa.array(range(len(rows)), pa.int32()),
+                                             "id": pa.array([r.id for r in chunk]), "record": pa.array(rows)})
+        inputs.append((table, len(rows), MODEL_ID + "\n".join(rows)))
+    return inputs
 
 
-def _plan(folder: Path, inputs: Sequence[tuple[pa.Table, str]]) -> list[Shard]:
+def _plan(folder: Path, inputs: Sequence[tuple[Callable[[], pa.Table], int, str]]) -> list[Shard]:
     """The shards of a stage, named by number and the digest of their input; files of other inputs go."""
     folder.mkdir(parents=True, exist_ok=True)
     shards = []
-    for number, (table, source) in enumerate(inputs):
+    for number, (load, size, source) in enumerate(inputs):
         digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-        rows = table.drop_columns([c for c in ("shard",) if c in table.column_names])
-        rows = rows.add_column(0, "shard", pa.array([number] * table.num_rows, pa.int32()))
-        shards.append(Shard(number, folder / f"part-{number:05d}-{digest}.parquet", rows))
+        path = folder / f"part-{number:05d}-{digest}.parquet"
+        shards.append(Shard(number, path, size, functools.partial(_numbered, load, number)))
     wanted = {s.path for s in shards}
     for stale in folder.glob("part-*.parquet"):
         if stale not in wanted:
             stale.unlink()
     return shards
+
+
+def _numbered(load: Callable[[], pa.Table], number: int) -> pa.Table:
+    """The rows ``load`` gives, tagged with their shard's number (replacing the shard they came from)."""
+    table = load()
+    table = table.drop_columns([c for c in ("shard",) if c in table.column_names])
+    return table.add_column(0, "shard", pa.array([number] * table.num_rows, pa.int32()))
 
 
 def _write_shard(path: Path, table: pa.Table) -> None:

@@ -37,8 +37,8 @@ MANIFEST = "manifest.json"
 DEFAULT_IVF_THRESHOLD = 50_000
 #: From this many vectors on the index is IVF-PQ. Justified by memory, not speed: the Walters index is 756-d, so
 #: IVF-Flat holds 3.0 KB a vector, 3 GB per replica at 1M (7.5 times the 400 MB a serving worker may take); PQ
-#: codes of about dim / 8 bytes hold it in 84 B (92 MB at 1M). Below it the exact scores of IVF-Flat are worth
-#: their memory. The recall PQ costs is measured at 1M in docs/scale.md.
+#: codes of about dim / 8 bytes hold it in 84 B (92 MB at 1M). PQ costs recall (how much depends on the vectors,
+#: not measured at 1M here yet), so every collection up to 1M keeps the exact scores of IVF-Flat.
 DEFAULT_PQ_THRESHOLD = 1_000_000
 #: Dimensions per PQ sub-quantiser (8-bit codes each): the code size is about dim / PQ_DIMS_PER_CODE bytes.
 PQ_DIMS_PER_CODE = 8
