@@ -8,12 +8,12 @@ Ray Data runs two stages over shards of ``shard_size`` records, each on an actor
 
 The actors return their rows to the driver, which writes each shard, once complete, as a Parquet file under
 ``home.shards_dir`` (no file system shared with the workers is needed). Shards go out in waves of
-WAVE_PER_WORKER per worker, so the driver and the object store hold a bounded slice of the collection. A shard's file name carries the digest of
-what it was computed from, so a rerun after an interrupted run skips the shards already written; a worker that
-dies mid-shard is restarted by Ray and its batch retried. Between the stages the store and the embedding cache
-ingest the embed shards, and the StyleVAE trains on the driver exactly as in critic.build, on a seeded sample of
-at most ``sample_size`` records per side of the split. The index is built from the encode shards.
-
+WAVE_PER_WORKER per worker, so the driver and the object store hold a bounded slice of the collection. A shard's
+file name carries the digest of what it was computed from, so a rerun after an interrupted run skips the shards
+already written; a worker that dies mid-shard is restarted by Ray and its batch retried. Between the stages the
+store and the embedding cache ingest the embed shards, and the StyleVAE trains on the driver exactly as in
+critic.build, on a seeded sample of at most ``sample_size`` records per side of the split. The index is filled
+from the encode shards one at a time (IVF lists trained on a sample of them; IVF-PQ from 1M vectors).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from critic.records import Artwork, text_hash
 from critic.split import Split
 from critic.store import ArtworkStore
 from critic.style_model import StyleModel
-from index.store import VectorIndex
+from index.store import VectorIndex, training_size
 
 #: Records per shard: the unit of resumption and of one actor call (about 30 s of embedding on one core).
 SHARD_SIZE = 10_000
@@ -126,14 +126,19 @@ class RayEngine:
         encode_shards = _plan(home.shards_dir / ENCODE, inputs)
         computed, _ = run_stage(ENCODE, encode_shards, EncodeActor, (style,), self.workers, log)
         self.shards[ENCODE] = {"total": len(encode_shards), "computed": computed}
-        table = pa.concat_tables([pq.read_table(s.path, columns=["id", "text_hash", "vector"]) for s in encode_shards])
-        ids, hashes, vectors = table["id"].to_pylist(), table["text_hash"].to_pylist(), vector_matrix(table["vector"])
-        sharded = set(ids)
-        extra = [r for r in records if r.id not in sharded]  # added through the API: not in the catalogue
-        if extra:
-            ids, hashes = ids + [r.id for r in extra], hashes + [r.text_hash() for r in extra]
-            vectors = np.concatenate([vectors, style.index_vectors(self.embeddings(home, extra), extra)])
-        return VectorIndex.build(ids, vectors, fingerprints=hashes, identity=style.index_identity)
+        extra = _not_in_shards(records, encode_shards)  # added through the API: not in the catalogue
+        count = sum(s.size for s in encode_shards) + len(extra)
+
+        def batches() -> Iterator[tuple[list[str], np.ndarray, list[str]]]:
+            for shard in encode_shards:
+                table = pq.read_table(shard.path, columns=["id", "text_hash", "vector"])
+                yield table["id"].to_pylist(), vector_matrix(table["vector"]), table["text_hash"].to_pylist()
+            if extra:
+                vectors = style.index_vectors(self.embeddings(home, extra), extra)
+                yield [r.id for r in extra], vectors, [r.text_hash() for r in extra]
+
+        training = _training_rows([s.path for s in encode_shards], count, style.index_dim)
+        return VectorIndex.streamed(count, training, batches(), identity=style.index_identity)
 
     def describe(self) -> dict:
         return {"engine": {"name": "ray", "workers": self.workers, "shard_size": self.shard_size,
@@ -275,6 +280,23 @@ def _numbered(load: Callable[[], pa.Table], number: int) -> pa.Table:
     table = load()
     table = table.drop_columns([c for c in ("shard",) if c in table.column_names])
     return table.add_column(0, "shard", pa.array([number] * table.num_rows, pa.int32()))
+
+
+def _not_in_shards(records: Sequence[Artwork], shards: Sequence[Shard]) -> list[Artwork]:
+    sharded = {i for s in shards for i in pq.read_table(s.path, columns=["id"])["id"].to_pylist()}
+    return [r for r in records if r.id not in sharded]
+
+
+def _training_rows(paths: Sequence[Path], count: int, dim: int) -> np.ndarray:
+    """A seeded sample of the index vectors in the encode shards, ``training_size(count)`` in all, spread over the
+    shards in proportion to their size: what IVF lists train on."""
+    share = training_size(count) / max(count, 1)
+    parts = [np.zeros((0, dim), np.float32)]
+    for number, path in enumerate(paths):
+        vectors = vector_matrix(pq.read_table(path, columns=["vector"])["vector"])
+        take = min(len(vectors), round(len(vectors) * share))
+        parts.append(vectors[np.random.default_rng(number).choice(len(vectors), take, replace=False)])
+    return np.concatenate(parts)
 
 
 def _write_shard(path: Path, table: pa.Table) -> None:

@@ -73,6 +73,17 @@ def pq_codes_for(dim: int) -> int:
     return max(m for m in range(1, max(1, dim // PQ_DIMS_PER_CODE) + 1) if dim % m == 0)
 
 
+def training_size(count: int) -> int:
+    """How many of ``count`` vectors an IVF or IVF-PQ index of them trains on: what its k-means (coarse lists, and
+    the 256 centroids of each PQ code) would sample anyway.
+
+    Example:
+        >>> training_size(1_000), training_size(1_000_000)
+        (1000, 256000)
+    """
+    return min(count, max(nlist_for(count) * TRAIN_POINTS_PER_LIST, 256 * 256))
+
+
 @dataclass(frozen=True)
 class IndexDiff:
     """What an index lacks against the records it should hold, by fingerprint (e.g. the text hash)."""
@@ -101,6 +112,8 @@ class VectorIndex:
 
     #: See FILTER_DEPTH; an instance may tune it (tests set 0 to reach the selector paths with small data).
     filter_depth: int = FILTER_DEPTH
+    #: True while ``streamed`` fills an index sized in advance: its size says nothing yet about its shape.
+    _filling: bool = False
 
     def __init__(
         self,
@@ -149,6 +162,42 @@ class VectorIndex:
             matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe, pq_threshold=pq_threshold
         )
         index.upsert(ids, matrix, fingerprints)
+        return index
+
+    @classmethod
+    def streamed(
+        cls,
+        count: int,
+        training: np.ndarray,
+        batches: Iterable[tuple[Sequence[str], np.ndarray, Sequence[str]]],
+        *,
+        identity: Mapping[str, Any] | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+        nprobe: int = DEFAULT_NPROBE,
+        pq_threshold: int = DEFAULT_PQ_THRESHOLD,
+    ) -> VectorIndex:
+        """The index ``build`` would make of ``count`` vectors, filled from ``batches`` of ``(ids, vectors,
+        fingerprints)`` so that the vectors never sit in memory at once: its type follows ``count``, and IVF lists
+        train on ``training`` (``training_size(count)`` of the vectors, spread over the collection).
+
+        Example:
+            >>> rows = np.eye(3, dtype=np.float32)
+            >>> index = VectorIndex.streamed(3, rows[:0], [(["a", "b"], rows[:2], ["", ""]), (["c"], rows[2:], [""])])
+            >>> len(index), index.kind
+            (3, 'flat')
+        """
+        matrix = np.asarray(training, dtype=np.float32)
+        index = cls(matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe,
+                    pq_threshold=pq_threshold)
+        index._index, index._trained_count = index._structure_for(count, _unit_rows(matrix, index.dim)
+                                                                  if len(matrix) else matrix)
+        index._filling = True
+        try:
+            for ids, vectors, fingerprints in batches:
+                index.upsert(ids, vectors, fingerprints)
+        finally:
+            index._filling = False
+        index._reshape_if_due()
         return index
 
     # ----------------------------------------------------------------- reading
@@ -480,17 +529,21 @@ class VectorIndex:
 
     def _reset(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the FAISS structure by one of the type the size calls for, holding exactly these vectors."""
-        if len(keys) >= self.ivf_threshold:
-            codes = pq_codes_for(self.dim) if len(keys) >= self.pq_threshold else None
-            self._index = _new_ivf(vectors, nlist_for(len(keys)), codes)
-            self._trained_count = len(keys)
-        else:
-            self._index = _new_flat(self.dim)
-            self._trained_count = 0
+        self._index, self._trained_count = self._structure_for(len(keys), vectors)
         if len(keys):
             self._index.add_with_ids(vectors, keys)
 
+    def _structure_for(self, count: int, training: np.ndarray) -> tuple[faiss.Index, int]:
+        """An empty FAISS structure of the type ``count`` vectors call for, trained on ``training``; with the
+        count it was trained for (0: flat)."""
+        if count < self.ivf_threshold:
+            return _new_flat(self.dim), 0
+        codes = pq_codes_for(self.dim) if count >= self.pq_threshold else None
+        return _new_ivf(training, nlist_for(count), codes), count
+
     def _reshape_if_due(self) -> None:
+        if self._filling:
+            return
         count = len(self._keys)
         if self.kind == "flat":
             due = count >= self.ivf_threshold

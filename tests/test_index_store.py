@@ -313,3 +313,18 @@ def test_above_the_pq_threshold_the_index_is_compressed_and_still_finds_neighbou
     assert loaded.kind == "ivfpq" and loaded.search(vectors[7], k=10) == index.search(vectors[7], k=10)
     index.remove(ids[:2001])
     assert index.kind == "ivf" and len(index) == 999
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_a_streamed_index_is_the_one_build_makes(data, kind):
+    """Filled batch by batch, sized and trained in advance: the same type and, probing every list, the same hits."""
+    ids, vectors = data
+    thresholds = {"flat": (10_000, 20_000), "ivf": (200, 20_000), "ivfpq": (200, 500)}[kind]
+    batches = [(ids[i : i + 100], vectors[i : i + 100], ["x"] * len(ids[i : i + 100])) for i in range(0, N, 100)]
+    index = VectorIndex.streamed(N, vectors[::2], batches, ivf_threshold=thresholds[0], pq_threshold=thresholds[1])
+    built = VectorIndex.build(ids, vectors, ivf_threshold=thresholds[0], pq_threshold=thresholds[1])
+    assert index.kind == built.kind == kind and len(index) == N and index.fingerprint("a0007") == "x"
+    if kind != "ivfpq":  # PQ codes depend on what they were trained on
+        index.nprobe = built.nprobe = index.nlist or 1
+        for q in (3, 300, 599):
+            assert [i for i, _ in index.search(vectors[q], k=5)] == exact_top(ids, vectors, vectors[q], 5)
