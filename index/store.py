@@ -3,7 +3,7 @@
 Cosine similarity is the inner product of L2-normalised vectors. Below ``ivf_threshold`` vectors the index is
 exact (``IndexIDMap2`` over ``IndexFlatIP``); from there on it is an ``IndexIVFFlat`` with a hash-table direct
 map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search. From
-``pq_threshold`` on, the lists hold product-quantised codes (``IndexIVFPQ``, about dim / 8 bytes a vector instead of
+``pq_threshold`` on, the lists hold product-quantised codes (``IndexIVFPQ``, about dim / 2 bytes a vector instead of
 4 * dim): scores and stored vectors are then approximations decoded from the codes.
 HNSW was not chosen: FAISS cannot remove from it, its recall at 1M was lower (docs/results.md: 0.96 against 0.9999)
 and a selective filter cuts its graph, so it may return fewer than k hits that exist. See bench/search.py.
@@ -36,12 +36,14 @@ MANIFEST = "manifest.json"
 #: Walters collection, 15k, stays exact); above it, it would soon pass 5 ms.
 DEFAULT_IVF_THRESHOLD = 50_000
 #: From this many vectors on the index is IVF-PQ. Justified by memory, not speed: the Walters index is 756-d, so
-#: IVF-Flat holds 3.0 KB a vector, 3 GB per replica at 1M (7.5 times the 400 MB a serving worker may take); PQ
-#: codes of about dim / 8 bytes hold it in 84 B (92 MB at 1M). PQ costs recall (how much depends on the vectors,
-#: not measured at 1M here yet), so every collection up to 1M keeps the exact scores of IVF-Flat.
+#: IVF-Flat holds 3.1 KB a vector, 3 GB per replica at 1M (7.5 times the 400 MB a serving worker may take).
+#: PQ costs recall, so every collection below 1M keeps IVF-Flat's exact scores.
 DEFAULT_PQ_THRESHOLD = 1_000_000
 #: Dimensions per PQ sub-quantiser (8-bit codes each): the code size is about dim / PQ_DIMS_PER_CODE bytes.
-PQ_DIMS_PER_CODE = 8
+#: Measured at 100k synthetic 756-d vectors (index/synthetic.py, noisy clusters: a hard case for PQ), bytes a
+#: vector with ids and direct map, and recall@10 against exact search: IVF-Flat 3,086 B, 0.996; PQ with 8, 4
+#: and 2 dimensions a code 154 B, 0.21; 259 B, 0.44; 448 B, 0.81. Recall decides: 2, a seventh of the memory.
+PQ_DIMS_PER_CODE = 2
 #: Inverted lists probed per query: the smallest power of two with recall@10 >= 0.95 at 1M in
 #: bench/search.py (0.978, 2.2 ms; 64 gave 0.940); nlist grows as 4 sqrt(n), so smaller collections get
 #: more recall from it (0.998 at 50k).
@@ -67,8 +69,8 @@ def pq_codes_for(dim: int) -> int:
     at least PQ_DIMS_PER_CODE dimensions (FAISS needs a divisor).
 
     Example:
-        >>> pq_codes_for(756), pq_codes_for(64)
-        (84, 8)
+        >>> pq_codes_for(756), pq_codes_for(63)
+        (378, 21)
     """
     return max(m for m in range(1, max(1, dim // PQ_DIMS_PER_CODE) + 1) if dim % m == 0)
 

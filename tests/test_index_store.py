@@ -307,8 +307,8 @@ def test_above_the_pq_threshold_the_index_is_compressed_and_still_finds_neighbou
     found = [index.search(vectors[q], k=10) for q in queries]
     recall = np.mean([len({i for i, _ in hits} & set(exact_top(ids, vectors, vectors[q], 10))) / 10
                       for q, hits in zip(queries, found, strict=True)])
-    # 32-d in four 8-bit codes (128 bytes a vector become 4) on noisy synthetic clusters: 0.43 here, chance 0.003.
-    assert recall >= 0.35
+    # 32-d in sixteen 8-bit codes (128 bytes a vector become 16) on noisy synthetic clusters: 0.86 here.
+    assert recall >= 0.75
     loaded = VectorIndex.load(index.save(tmp_path).parent)
     assert loaded.kind == "ivfpq" and loaded.search(vectors[7], k=10) == index.search(vectors[7], k=10)
     index.remove(ids[:2001])
