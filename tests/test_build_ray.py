@@ -63,13 +63,12 @@ def single_home(tmp_path_factory, ray_build) -> Home:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A head and a worker node, one CPU each, no dashboard; this process is the driver."""
+    """A head and a worker node, one CPU each, no dashboard; each build joins it by its address, as
+    `critic build --engine ray --address` does."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # the nodes inherit it
     nodes = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
     nodes.add_node(**NODE)
-    ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
     yield nodes
-    ray.shutdown()
     nodes.shutdown()
 
 
@@ -111,7 +110,7 @@ def ray_build(tmp_path_factory, cluster):
     killer = threading.Thread(target=kill_one_worker, daemon=True)
     killer.start()
     info = build(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet,
-                 engine=RayEngine(shard_size=SHARD))
+                 engine=RayEngine(cluster.address, shard_size=SHARD))
     killer.join(timeout=1)
     return home, info, killed
 
@@ -162,12 +161,12 @@ def test_top_ten_neighbours_match(ray_build, single_home):
 
 
 @pytest.mark.slow
-def test_a_rerun_redoes_only_the_missing_shards(ray_build):
+def test_a_rerun_redoes_only_the_missing_shards(ray_build, cluster):
     home, first, _ = ray_build
     sorted((home.shards_dir / EMBED).glob("part-*.parquet"))[2].unlink()  # as if the run had stopped there
     before = VectorIndex.load(home.index_dir)
     info = build(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet,
-                 engine=RayEngine(shard_size=SHARD))
+                 engine=RayEngine(cluster.address, shard_size=SHARD))
     # The re-embedded shard has the same input, so its encode shard, already written, stays.
     assert info["engine"]["shards"] == {EMBED: {"total": 8, "computed": 1}, ENCODE: {"total": 8, "computed": 0}}
     assert info["newly_embedded"] == SHARD and info["vae"]["data_hash"] == first["vae"]["data_hash"]
