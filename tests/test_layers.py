@@ -5,7 +5,7 @@ From the bottom up:
     0  critic/*.py        records, home, keys, store, embed, style model, ...
     1  index/             the FAISS store and the recommenders
     2  critic/writer/     the description and critique writer
-    3  critic/service.py, critic/follow.py, critic/writing.py (and build, repair and eval_recommend, which work on a
+    3  critic/service.py, critic/follow.py, critic/writing.py (and build, build_ray, repair and eval_recommend: a
        whole home)
     4  api/, critic/cli.py (and critic/explore.py, the notebooks' helper)
 
@@ -23,13 +23,15 @@ PACKAGES = ("critic", "index", "api")
 
 TOP = {"critic.cli", "critic.explore"}
 SERVICE = {
-    "critic.service", "critic.follow", "critic.writing", "critic.repair", "critic.build", "critic.eval_recommend"
+    "critic.service", "critic.follow", "critic.writing", "critic.repair", "critic.build", "critic.build_ray",
+    "critic.eval_recommend",
 }
 # Offline code: training, the build pipeline and the evaluation protocols. The server and the CLI's query commands
 # must run without loading any of it (it drags in optimisers and evaluation data, and it changes more often).
 TRAINING = {
     "critic.train",
     "critic.build",
+    "critic.build_ray",
     "critic.evaluate",
     "critic.eval_recommend",
     "critic.writer.train",
