@@ -144,6 +144,9 @@ def test_an_undescribed_record_gets_a_draft(writer):
     # The template only repeats the facts line, so the critique has no Description section then.
     assert [s["title"] for s in result["sections"]][:2] == ["What it is", "Style and technique"]
     assert not SLOT_RE.search(result["text"])
+    scholarly = writer.critique(grounding(bare), tone="scholarly", seed=0).to_json()
+    sources = next(s["text"] for s in scholarly["sections"] if s["title"] == "Sources")
+    assert "No description is drafted" in sources and "drafted by" not in sources
 
 
 def test_describe_says_when_the_record_has_a_description(writer):

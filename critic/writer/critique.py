@@ -598,6 +598,9 @@ class CritiqueWriter:
         if isinstance(draft, dict):
             how = ("The description quotes the text given with the work." if draft["source"] == "caller"
                    else "The description quotes the museum's own catalogue entry.")
+        elif draft.source == "template":
+            how = ("No description is drafted: the record has none, and no sentence of its nearest described works "
+                   "transfers to it.")
         else:
             how = f"The description was drafted by the {draft.drafter} drafter and checked against the record."
         return f"Facts: catalogue fields {fields}. Comparisons: nearest neighbours {ids}. {how}"
