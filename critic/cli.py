@@ -26,12 +26,33 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.map and not args.catalog:
         raise UsageError("--map needs --catalog (the bundled collection has its own mapping)")
+    ray_options = {k: v for k in ("address", "shard_size", "sample_size") if (v := getattr(args, k))}
+    if ray_options and args.engine != "ray":
+        raise UsageError(f"--{next(iter(ray_options)).replace('_', '-')} needs --engine ray")
+    engine = _ray_engine()(**ray_options) if args.engine == "ray" else None
     info = build(
-        Home.resolve(args.home), args.catalog, parse_mapping(args.map), limit=args.limit, writer=not args.no_writer
+        Home.resolve(args.home), args.catalog, parse_mapping(args.map), limit=args.limit, writer=not args.no_writer,
+        engine=engine,
     )
     if args.json:
         print(json.dumps(info, indent=1))
     return 0
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _ray_engine() -> type:
+    try:
+        from critic.build_ray import RayEngine
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"--engine ray needs the scale extra ({exc.name} is missing): pip install 'art-critic[scale]'"
+        ) from exc
+    return RayEngine
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -316,6 +337,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="import only the first N records (for a quick trial)")
     p.add_argument("--json", action="store_true", help="print the build info as JSON")
     p.add_argument("--no-writer", action="store_true", help="skip training the description writer")
+    p.add_argument("--engine", choices=["default", "ray"], default="default",
+                   help="ray: embed and encode on a Ray cluster, in resumable Parquet shards (README)")
+    p.add_argument("--address", help="ray: the cluster to join, e.g. HEAD:6379 or auto (default: start a local Ray)")
+    p.add_argument("--shard-size", type=_positive, help="ray: records per shard (default 10,000)")
+    p.add_argument("--sample-size", type=_positive, help="ray: records per split side the VAE trains on (100,000)")
     _home_option(p)
 
     p = sub.add_parser("info", help="what is built: counts, model ids, VAE metrics, build time")

@@ -20,7 +20,7 @@ import numpy as np
 from platformdirs import user_cache_dir
 from tqdm.auto import tqdm
 
-from critic.fast_embed import FAST_MODEL_ID, FastEncoder, load_fast_encoder
+from critic.fast_embed import FAST_MODEL_ID, FastEncoder, ensure_exported, load_fast_encoder
 from critic.records import text_hash
 
 MODEL_ID = FAST_MODEL_ID
@@ -54,15 +54,18 @@ def model_cache_dir() -> Path:
     return Path(os.environ.get("CRITIC_MODEL_CACHE") or Path(user_cache_dir("critic", appauthor=False)) / "models")
 
 
-def load_encoder() -> FastEncoder:
-    """The encoder of every build and query (exported from the packaged model on first use, about 20 s).
+def load_encoder(threads: int | None = None) -> FastEncoder:
+    """The encoder of every build and query (exported from the packaged model on first use, about 20 s);
+    ``threads`` caps its cores (default: all this process may use, and one shared encoder).
 
     Example:
         >>> load_encoder().encode(["a bronze statuette of Zeus"]).shape
         (1, 384)
     """
     _offline()
-    return load_fast_encoder(model_cache_dir())
+    if threads is None:
+        return load_fast_encoder(model_cache_dir())
+    return FastEncoder(ensure_exported(model_cache_dir()), threads=threads)
 
 
 class EmbeddingCache:

@@ -83,6 +83,11 @@ class Home:
         return self.root / "eval"
 
     @property
+    def shards_dir(self) -> Path:
+        """What `critic build --engine ray` computed, as Parquet shards: a rerun redoes only those missing."""
+        return self.root / "shards"
+
+    @property
     def index_dir(self) -> Path:
         return self.root / "index"
 

@@ -2,7 +2,9 @@
 
 Cosine similarity is the inner product of L2-normalised vectors. Below ``ivf_threshold`` vectors the index is
 exact (``IndexIDMap2`` over ``IndexFlatIP``); from there on it is an ``IndexIVFFlat`` with a hash-table direct
-map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search.
+map, which keeps exact scores, adds and removes ids in place and honours id selectors during the search. From
+``pq_threshold`` on, the lists hold product-quantised codes (``IndexIVFPQ``, about dim / 2 bytes a vector instead of
+4 * dim): scores and stored vectors are then approximations decoded from the codes.
 HNSW was not chosen: FAISS cannot remove from it, its recall at 1M was lower (docs/results.md: 0.96 against 0.9999)
 and a selective filter cuts its graph, so it may return fewer than k hits that exist. See bench/search.py.
 """
@@ -33,6 +35,15 @@ MANIFEST = "manifest.json"
 #: 0.998. Below 50k exact search stays inside the budget with full recall and no k-means training (the
 #: Walters collection, 15k, stays exact); above it, it would soon pass 5 ms.
 DEFAULT_IVF_THRESHOLD = 50_000
+#: From this many vectors on the index is IVF-PQ. Justified by memory, not speed: the Walters index is 756-d, so
+#: IVF-Flat holds 3.1 KB a vector, 3 GB per replica at 1M (7.5 times the 400 MB a serving worker may take).
+#: PQ costs recall, so every collection below 1M keeps IVF-Flat's exact scores.
+DEFAULT_PQ_THRESHOLD = 1_000_000
+#: Dimensions per PQ sub-quantiser (8-bit codes each): the code size is about dim / PQ_DIMS_PER_CODE bytes.
+#: Measured at 100k synthetic 756-d vectors (index/synthetic.py, noisy clusters: a hard case for PQ), bytes a
+#: vector with ids and direct map, and recall@10 against exact search: IVF-Flat 3,086 B, 0.996; PQ with 8, 4
+#: and 2 dimensions a code 154 B, 0.21; 259 B, 0.44; 448 B, 0.81. Recall decides: 2, a seventh of the memory.
+PQ_DIMS_PER_CODE = 2
 #: Inverted lists probed per query: the smallest power of two with recall@10 >= 0.95 at 1M in
 #: bench/search.py (0.978, 2.2 ms; 64 gave 0.940); nlist grows as 4 sqrt(n), so smaller collections get
 #: more recall from it (0.998 at 50k).
@@ -51,6 +62,28 @@ def nlist_for(count: int) -> int:
     """Inverted lists for ``count`` vectors: 4 * sqrt(n), the low end of FAISS's guidance (fast to train),
     and at most n / 39 so that k-means has the 39 points per centroid FAISS asks for."""
     return max(1, min(int(4 * math.sqrt(count)), count // 39))
+
+
+def pq_codes_for(dim: int) -> int:
+    """Sub-quantisers of an IVF-PQ index of ``dim``-d vectors: the largest divisor of ``dim`` that leaves each
+    at least PQ_DIMS_PER_CODE dimensions (FAISS needs a divisor).
+
+    Example:
+        >>> pq_codes_for(756), pq_codes_for(63)
+        (378, 21)
+    """
+    return max(m for m in range(1, max(1, dim // PQ_DIMS_PER_CODE) + 1) if dim % m == 0)
+
+
+def training_size(count: int) -> int:
+    """How many of ``count`` vectors an IVF or IVF-PQ index of them trains on: what its k-means (coarse lists, and
+    the 256 centroids of each PQ code) would sample anyway.
+
+    Example:
+        >>> training_size(1_000), training_size(1_000_000)
+        (1000, 256000)
+    """
+    return min(count, max(nlist_for(count) * TRAIN_POINTS_PER_LIST, 256 * 256))
 
 
 @dataclass(frozen=True)
@@ -81,6 +114,8 @@ class VectorIndex:
 
     #: See FILTER_DEPTH; an instance may tune it (tests set 0 to reach the selector paths with small data).
     filter_depth: int = FILTER_DEPTH
+    #: True while ``streamed`` fills an index sized in advance: its size says nothing yet about its shape.
+    _filling: bool = False
 
     def __init__(
         self,
@@ -89,12 +124,14 @@ class VectorIndex:
         identity: Mapping[str, Any] | None = None,
         ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
         nprobe: int = DEFAULT_NPROBE,
+        pq_threshold: int = DEFAULT_PQ_THRESHOLD,
     ):
         if dim <= 0:
             raise ValueError(f"dimension must be positive, got {dim}")
         self.dim = dim
         self.identity: dict[str, Any] = _json_normalised(dict(identity or {}))
         self.ivf_threshold = ivf_threshold
+        self.pq_threshold = pq_threshold
         self.nprobe = nprobe
         self._index: faiss.Index = _new_flat(dim)
         self._trained_count = 0
@@ -117,20 +154,61 @@ class VectorIndex:
         identity: Mapping[str, Any] | None = None,
         ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
         nprobe: int = DEFAULT_NPROBE,
+        pq_threshold: int = DEFAULT_PQ_THRESHOLD,
     ) -> VectorIndex:
         """A new index holding ``vectors`` (n, dim) under ``ids``; the type follows the size."""
         matrix = np.asarray(vectors)
         if matrix.ndim != 2:
             raise ValueError(f"vectors must be a 2-d array, got shape {matrix.shape}")
-        index = cls(matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe)
+        index = cls(
+            matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe, pq_threshold=pq_threshold
+        )
         index.upsert(ids, matrix, fingerprints)
+        return index
+
+    @classmethod
+    def streamed(
+        cls,
+        count: int,
+        training: np.ndarray,
+        batches: Iterable[tuple[Sequence[str], np.ndarray, Sequence[str]]],
+        *,
+        identity: Mapping[str, Any] | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+        nprobe: int = DEFAULT_NPROBE,
+        pq_threshold: int = DEFAULT_PQ_THRESHOLD,
+    ) -> VectorIndex:
+        """The index ``build`` would make of ``count`` vectors, filled from ``batches`` of ``(ids, vectors,
+        fingerprints)`` so that the vectors never sit in memory at once: its type follows ``count``, and IVF lists
+        train on ``training`` (``training_size(count)`` of the vectors, spread over the collection).
+
+        Example:
+            >>> rows = np.eye(3, dtype=np.float32)
+            >>> index = VectorIndex.streamed(3, rows[:0], [(["a", "b"], rows[:2], ["", ""]), (["c"], rows[2:], [""])])
+            >>> len(index), index.kind
+            (3, 'flat')
+        """
+        matrix = np.asarray(training, dtype=np.float32)
+        index = cls(matrix.shape[1], identity=identity, ivf_threshold=ivf_threshold, nprobe=nprobe,
+                    pq_threshold=pq_threshold)
+        index._index, index._trained_count = index._structure_for(count, _unit_rows(matrix, index.dim)
+                                                                  if len(matrix) else matrix)
+        index._filling = True
+        try:
+            for ids, vectors, fingerprints in batches:
+                index.upsert(ids, vectors, fingerprints)
+        finally:
+            index._filling = False
+        index._reshape_if_due()
         return index
 
     # ----------------------------------------------------------------- reading
 
     @property
     def kind(self) -> str:
-        """``"flat"`` (exact) or ``"ivf"``."""
+        """``"flat"`` (exact), ``"ivf"`` (exact scores) or ``"ivfpq"`` (compressed)."""
+        if isinstance(self._index, faiss.IndexIVFPQ):
+            return "ivfpq"
         return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
 
     @property
@@ -300,6 +378,7 @@ class VectorIndex:
                 "nlist": self.nlist,
                 "nprobe": self.nprobe,
                 "ivf_threshold": self.ivf_threshold,
+                "pq_threshold": self.pq_threshold,
                 "trained_count": self._trained_count,
                 "faiss_version": faiss.__version__,
                 "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -362,6 +441,8 @@ class VectorIndex:
             identity=manifest["identity"],
             ivf_threshold=manifest["ivf_threshold"],
             nprobe=manifest["nprobe"],
+            # Indexes saved before IVF-PQ existed have no such entry.
+            pq_threshold=int(manifest.get("pq_threshold", DEFAULT_PQ_THRESHOLD)),
         )
         index._index = faiss_index
         index._trained_count = manifest["trained_count"]
@@ -450,22 +531,30 @@ class VectorIndex:
 
     def _reset(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the FAISS structure by one of the type the size calls for, holding exactly these vectors."""
-        if len(keys) >= self.ivf_threshold:
-            self._index = _new_ivf(vectors, nlist_for(len(keys)))
-            self._trained_count = len(keys)
-        else:
-            self._index = _new_flat(self.dim)
-            self._trained_count = 0
+        self._index, self._trained_count = self._structure_for(len(keys), vectors)
         if len(keys):
             self._index.add_with_ids(vectors, keys)
 
+    def _structure_for(self, count: int, training: np.ndarray) -> tuple[faiss.Index, int]:
+        """An empty FAISS structure of the type ``count`` vectors call for, trained on ``training``; with the
+        count it was trained for (0: flat)."""
+        if count < self.ivf_threshold:
+            return _new_flat(self.dim), 0
+        codes = pq_codes_for(self.dim) if count >= self.pq_threshold else None
+        return _new_ivf(training, nlist_for(count), codes), count
+
     def _reshape_if_due(self) -> None:
+        if self._filling:
+            return
         count = len(self._keys)
         if self.kind == "flat":
             due = count >= self.ivf_threshold
         else:
+            # Each kind is left with the same hysteresis: past its threshold, or back below half of it.
+            compressed = self.kind == "ivfpq"
             due = (
                 count < self.ivf_threshold // 2
+                or (count < self.pq_threshold // 2 if compressed else count >= self.pq_threshold)
                 or count > self._trained_count * RETRAIN_FACTOR
                 or count < self._trained_count // RETRAIN_FACTOR
             )
@@ -481,9 +570,14 @@ def _new_flat(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def _new_ivf(vectors: np.ndarray, nlist: int) -> faiss.IndexIVFFlat:
+def _new_ivf(vectors: np.ndarray, nlist: int, pq_codes: int | None = None) -> faiss.IndexIVF:
+    """IVF-Flat, or IVF-PQ with ``pq_codes`` 8-bit sub-quantisers, trained on ``vectors``."""
     dim = vectors.shape[1]
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    quantizer = faiss.IndexFlatIP(dim)
+    if pq_codes is None:
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_codes, 8, faiss.METRIC_INNER_PRODUCT)
     index.cp.spherical = True  # centroids on the unit sphere, like the vectors they hold
     index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
     index.train(vectors)

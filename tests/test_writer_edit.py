@@ -111,3 +111,16 @@ def test_a_neighbours_own_subject_is_not_carried_over():
     amphora = Artwork(id="1", title="Black-figure Amphora Depicting Satyrs and Maenads")
     lekythos = Artwork(id="2", title="Three Amazons", medium="terracotta", object_type="lekythoi")
     assert subject_words(amphora, lekythos) == {"black-figure", "amphora", "depicting", "satyr", "maenad"}
+
+
+def test_a_neighbours_particular_words_do_not_transfer_but_common_ones_do():
+    from critic.writer.fluency import NgramModel
+
+    common = ["The decoration is typical of the workshop.", "It reaches for the light."] * 30
+    gate = NgramModel.fit([*common, "The cook reaches for the roosters offered by the tradesman."])
+    drafter = SentenceDrafter(None, lambda texts: None, build_lexicon([]), gate, min_word_rate=1_000)
+    bowl = {"bowl", "decoration"}
+    assert drafter._particular_words("The decoration is typical of the workshop.", bowl) == []
+    assert drafter._particular_words("The cook reaches for the roosters.", bowl) == ["cook", "roosters"]
+    # What the target's own record says may be repeated, however rare.
+    assert drafter._particular_words("The cook reaches for the roosters.", bowl | {"cook", "roosters"}) == []

@@ -32,3 +32,9 @@ def test_a_cited_neighbour_supports_what_it_says():
     ] == ["vessels", "handles"]
     assert [w.word for w in unsupported(text, BOWL, [NEIGHBOUR])] == ["handles"]
     assert unsupported_rate(text, BOWL, [NEIGHBOUR]) == (1, 3)
+
+
+def test_naming_a_field_the_record_fills_claims_only_its_value():
+    r = Artwork(id="1", title="Bowl", period="Baroque", culture="Venetian")
+    assert [w.word for w in unsupported("It belongs to the Baroque period, of Venetian origin.", r)] == []
+    assert [w.word for w in unsupported("It belongs to the Baroque style.", r)] == ["style"]

@@ -23,6 +23,13 @@ from critic.writer.lexicon import Lexicon, singular, words
 from critic.writer.model import WriterModel
 from critic.writer.slots import delexicalise, fill, sentences, slot_values, unfilled_slots
 
+#: A neighbour's sentence transfers to the target only if every word of it that the target's record does not use
+#: occurs at least this often (per 10,000 of the fit side's curator sentences): "the decoration is typical of the
+#: workshop" transfers, "the cook reaches for the roosters" (the neighbour's own scene) does not. Chosen on the
+#: validation side with `python bench/transfer_rule.py` (docs/results.md); a rate, so that it means the same in
+#: a catalogue of another size.
+MIN_WORD_RATE = 7.0
+
 # A first sentence that opens with a pronoun or "both" refers to something a reader has not been told.
 DANGLING = re.compile(r"^(?:He|She|They|These|Those|Both|Its|His|Her|Their|Another|The other)\b")
 
@@ -69,6 +76,7 @@ class SentenceDrafter:
         max_sentences: int = 3,
         max_words: int = 70,
         redundancy: float = 0.85,
+        min_word_rate: float = MIN_WORD_RATE,
     ):
         if model is None and (samples or decoder_weight):
             raise ValueError("decoder samples or decoder ranking need a trained writer model")
@@ -83,17 +91,23 @@ class SentenceDrafter:
         self.max_sentences = max_sentences
         self.max_words = max_words
         self.redundancy = redundancy
+        self.min_word_rate = min_word_rate
 
     def candidates(self, grounding: Grounding, seed: int) -> list[Candidate]:
         """Every candidate sentence the target can fill, before the gates."""
         values = slot_values(grounding.record, self.lexicon)
         own = set(record_words(grounding.record))
+        own_lower = {w.lower() for w in own}
         pool: list[Candidate] = []
         for n in grounding.neighbours[: self.neighbours]:
             if n.record.description.strip():
                 foreign = subject_words(n.record, grounding.record)
                 for s in sentences(delexicalise(n.record.description, n.record, self.lexicon)):
-                    if not foreign & {singular(w) for w in words(s)} and not self._foreign_names(s, own):
+                    if (
+                        not foreign & {singular(w) for w in words(s)}
+                        and not self._foreign_names(s, own)
+                        and not self._particular_words(s, own_lower)
+                    ):
                         pool.append(Candidate(s, fill(s, values), f"neighbour:{n.record.id}"))
         if self.samples:
             for text in self.decoder.sample_delexicalised(grounding, seed):
@@ -109,6 +123,14 @@ class SentenceDrafter:
         for sentence in sentences(template):
             found += [w for w in words(sentence)[1:] if w[0].isupper() and w not in own]
         return found
+
+    def _particular_words(self, template: str, own_lower: set[str]) -> list[str]:
+        """Words of a neighbour's sentence that are particular to the neighbour: rare in the curators' sentences
+        (fewer than ``min_word_rate`` per 10,000 sentences) and absent from the target's record."""
+        return [
+            w for w in words(template)
+            if w.lower() not in own_lower and self.fluency.frequency(w) < self.min_word_rate
+        ]  # fmt: skip
 
     def passes(self, candidate: Candidate, grounding: Grounding) -> tuple[bool, bool]:
         """(passes the fact check, passes the fluency gate) for one candidate."""

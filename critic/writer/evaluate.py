@@ -29,7 +29,7 @@ from critic.writer.faithfulness import unsupported_rate, visible_text
 from critic.writer.grounding import Grounder
 from critic.writer.lexicon import Lexicon, words
 from critic.writer.reference import MISSING, perplexities, reference_available
-from critic.writer.slots import sentences
+from critic.writer.slots import SENTENCE_END, sentences
 
 _WORD = re.compile(r"\w+")
 
@@ -213,8 +213,6 @@ def evaluate_writer(
     }
 
 
-#: A sentence ends at . ! or ? before a capital, unless the word before is an abbreviation ("ca. 1470").
-_PROSE_END = re.compile(r"(?<!\bca\.)(?<!\bSt\.)(?<!\bno\.)(?<!\bcat\.)(?<!\bfig\.)(?<=[.!?])\s+(?=[A-Z“\"])")
 _QUOTED = re.compile(r'“[^”]*”|"[^"]*"')
 _PARENS = re.compile(r"\([^()]*\)")
 
@@ -286,7 +284,7 @@ def evaluate_critiques(
                 continue
             if section["title"] == "What it is":
                 continue
-            keys.update(template_key(s, vocabulary) for s in _PROSE_END.split(section["text"]) if s.strip())
+            keys.update(template_key(s, vocabulary) for s in SENTENCE_END.split(section["text"]) if s.strip())
         counts.update(keys)
     top = counts.most_common(5)
     return {

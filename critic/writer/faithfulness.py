@@ -34,8 +34,14 @@ FUNCTION_WORDS = frozenset(
     those though through throughout thus together toward towards under unless until upon very were what
     whatever when where whereas whether which while whom whose will with within without would your
     made make makes shows show shown depicts depict seen appears appear known called became become
+    belongs belong
     """.split()
 )
+#: The words that name a field (the record "has a period", so "of the Baroque period" claims only the value).
+FIELD_NAMES = {
+    "date_text": "date", "medium": "medium material", "classification": "classification", "period": "period",
+    "object_type": "object type", "style": "style", "culture": "culture origin",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ def unsupported(text: str, record: Artwork, cited: Iterable[Artwork] = ()) -> li
         >>> [w.word for w in unsupported("The bronze bowl is from Venice, 1520.", r)]
         ['Venice']
     """
-    support_text = " ".join([visible_text(record), *(f"{visible_text(n)} {n.description}" for n in cited)])
+    filled = [name for field, name in FIELD_NAMES.items() if getattr(record, field)]
+    support_text = " ".join([visible_text(record), *filled, *(f"{visible_text(n)} {n.description}" for n in cited)])
     support = {_fold(w) for w in _TOKEN.findall(support_text)}
     years = None
     if record.year_start is not None and record.year_end is not None:

@@ -141,6 +141,17 @@ class NgramModel:
         ]
         return sum(gains) / len(gains)
 
+    def frequency(self, word: str) -> float:
+        """How often ``word`` (any case) occurs per 10,000 of the curator sentences the model was fitted on.
+
+        Example:
+            >>> NgramModel.fit(["The bowl is bronze."] * 3 + ["A cup."]).frequency("Bowl")
+            7500.0
+        """
+        i = self._index.get(word.lower())
+        sentences = self._get("ctx", 0)  # every sentence starts in the context (<s>, <s>)
+        return 0.0 if i is None or not sentences else 10_000 * self._get("uni", i) / sentences
+
     def fluent(self, sentence: str) -> bool:
         """Whether the gate lets ``sentence`` (delexicalised) through."""
         return self.slor(sentence) >= self.threshold

@@ -61,7 +61,12 @@ CENTURY_RE = re.compile(
 )
 _BC = re.compile(r"\bB\.?C\.?(?:E\b)?")
 _AD = re.compile(r"\b(?:AD|A\.D\.|CE)\b")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+#: A sentence ends at . ! or ? before a capital, an opening quote or a slot, unless the word before is a catalogue
+#: abbreviation ("ca. 1470", "fol. 23", "St. John").
+SENTENCE_END = re.compile(
+    r"(?<!\bca\.)(?<!\bSt\.)(?<!\bno\.)(?<!\bcat\.)(?<!\bfig\.)(?<!\bfol\.)(?<!\bfols\.)(?<!\bvol\.)(?<!\bcf\.)"
+    r"(?<=[.!?])\s+(?=[A-Z“\"‘(<])"
+)
 
 
 def ordinal(n: int) -> str:
@@ -257,7 +262,7 @@ def fill(text: str, values: dict[str, str]) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+    return [s for s in SENTENCE_END.split(text.strip()) if s]
 
 
 def fill_or_drop(text: str, values: dict[str, str]) -> str:
