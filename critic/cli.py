@@ -224,8 +224,6 @@ def _pregenerate(args: argparse.Namespace) -> int:
 
     if args.id is not None or args.text is not None:
         raise UsageError("--all writes for the whole collection: give no artwork ID or --text")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if args.address and args.engine != "ray":
         raise UsageError("--address needs --engine ray")
     home = Home.resolve(args.home)
@@ -380,7 +378,7 @@ def make_parser() -> argparse.ArgumentParser:
                            help="pre-generate critiques of the whole collection for the API (resumable; README)")
             p.add_argument("--engine", choices=["local", "ray"], default="local",
                            help="--all: local (this process, or --workers processes) or ray (one actor per worker)")
-            p.add_argument("--workers", type=int,
+            p.add_argument("--workers", type=_positive,
                            help="--all: worker processes or Ray actors (local: 1; ray: one per CPU)")
             p.add_argument("--address", help="--all --engine ray: the cluster to join (default: start a local Ray)")
         _home_option(p)

@@ -281,15 +281,9 @@ class RayEngine:
         import ray
         from ray.util import ActorPool
 
-        started = not ray.is_initialized()
-        if started and self.address:
-            ray.init(address=self.address, logging_level="WARNING", log_to_driver=False)
-        elif started:
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local run reports nowhere
-            # "local": a Ray of its own, never a cluster that happens to run on this machine
-            ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
-                     logging_level="WARNING", log_to_driver=False)
-        try:
+        from critic.ray_cluster import ray_connection  # only this engine needs Ray installed
+
+        with ray_connection(self.address):
             workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
             url = database_url()
             options: dict[str, Any] = {"num_cpus": 1}
@@ -298,9 +292,6 @@ class RayEngine:
             actor = ray.remote(CritiqueWorker).options(**options)
             actors = [actor.remote(str(home.root)) for _ in range(workers)]
             yield _RayActors(ray, ActorPool(actors), actors)
-        finally:
-            if started:
-                ray.shutdown()
 
 
 class _RayActors:
