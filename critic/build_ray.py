@@ -22,8 +22,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import logging
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from critic.atomic import write_atomically
 from critic.build import Imported, checked_collection
 from critic.embed import MODEL_ID, EmbeddingCache, embed_texts, load_encoder
 from critic.home import Home
+from critic.ray_cluster import ray_connection
 from critic.records import Artwork, text_hash
 from critic.split import Split
 from critic.store import ArtworkStore
@@ -90,7 +89,8 @@ class RayEngine:
 
     @contextlib.contextmanager
     def session(self, progress: bool, log: Callable[[str], None]) -> Iterator[None]:
-        with ray_connection(self.address, progress):
+        ray.data.DataContext.get_current().enable_progress_bars = progress
+        with ray_connection(self.address):
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
             log(f"ray: {self.workers} worker(s) on {len(ray.nodes())} node(s)")
             yield
@@ -143,26 +143,6 @@ class RayEngine:
     def describe(self) -> dict:
         return {"engine": {"name": "ray", "workers": self.workers, "shard_size": self.shard_size,
                            "sample_size": self.sample_size, "sampled": self.sampled, "shards": self.shards}}
-
-
-@contextlib.contextmanager
-def ray_connection(address: str | None, progress: bool = True) -> Iterator[None]:
-    """Connected to Ray for the block: the cluster at ``address``, the one this process already joined, or a
-    local Ray limited to this process's cores (shut down afterwards)."""
-    ray.data.DataContext.get_current().enable_progress_bars = progress
-    if ray.is_initialized():
-        yield
-        return
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local run reports nowhere
-        ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def sampled_ids(split: Split, size: int, seed: int = 0) -> set[str]:

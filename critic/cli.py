@@ -219,9 +219,40 @@ def _tone(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _pregenerate(args: argparse.Namespace) -> int:
+    from critic.pregenerate import LocalEngine, RayEngine, pregenerate
+
+    if args.id is not None or args.text is not None:
+        raise UsageError("--all writes for the whole collection: give no artwork ID or --text")
+    if args.address and args.engine != "ray":
+        raise UsageError("--address needs --engine ray")
+    home = Home.resolve(args.home)
+    if not home.read_info():
+        raise UsageError(f"nothing built in {home.root}: run `critic build`")
+    if args.engine == "ray":
+        try:
+            import ray  # noqa: F401
+        except ModuleNotFoundError:
+            missing = "--engine ray needs the scale extra (ray is missing): pip install 'art-critic[scale]'"
+            raise UsageError(missing) from None
+        engine = RayEngine(args.address, args.workers)
+    else:
+        engine = LocalEngine(args.workers or 1)
+    tones = list(dict.fromkeys(args.tone or ["critique"]))
+    report = pregenerate(home, tones, args.seed, engine, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(report.to_json(), indent=1) if args.json else report.summary())
+    return 0 if report.failed == 0 else 1
+
+
 def cmd_critique(args: argparse.Namespace) -> int:
+    if args.all:
+        return _pregenerate(args)
+    if args.tone and len(args.tone) > 1:
+        raise UsageError("one --tone for one critique (several only with --all)")
+    if args.engine != "local" or args.workers or args.address:
+        raise UsageError("--engine, --workers and --address go with --all")
     writing, record = _writing_subject(args)
-    critique = writing.critique(record, args.tone, args.seed).to_json()
+    critique = writing.critique(record, (args.tone or ["critique"])[0], args.seed).to_json()
     if args.json:
         print(json.dumps(critique, indent=1, ensure_ascii=False))
         return 0
@@ -341,7 +372,15 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="same seed, same text (default 0)")
         p.add_argument("--json", action="store_true")
         if name == "critique":
-            p.add_argument("--tone", type=_tone, default="critique", help="tone of the text (default: critique)")
+            p.add_argument("--tone", type=_tone, action="append",
+                           help="tone of the text (default: critique); with --all repeatable")
+            p.add_argument("--all", action="store_true",
+                           help="pre-generate critiques of the whole collection for the API (resumable; README)")
+            p.add_argument("--engine", choices=["local", "ray"], default="local",
+                           help="--all: local (this process, or --workers processes) or ray (one actor per worker)")
+            p.add_argument("--workers", type=_positive,
+                           help="--all: worker processes or Ray actors (local: 1; ray: one per CPU)")
+            p.add_argument("--address", help="--all --engine ray: the cluster to join (default: start a local Ray)")
         _home_option(p)
 
     p = sub.add_parser("serve", help="serve the API, the widget and the demo gallery (gunicorn)")
@@ -388,6 +427,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from api.serve import ServeError
     from critic.corpus import CatalogError
     from critic.keys import KeyNameError
+    from critic.pregenerate import PregenerationError
     from critic.store import StoreError
     from critic.style_model import StyleModelError
     from critic.writer import WriterInputError, WriterModelError
@@ -396,7 +436,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return (
         UsageError, CatalogError, StyleModelError, StoreError, FileNotFoundError,
         FilterError, IndexStoreError, QueryError, UnknownArtworkError, KeyNameError, ServeError, WriterInputError,
-        WriterModelError,
+        WriterModelError, PregenerationError,
     )
 
 

@@ -50,6 +50,11 @@ class Home:
         return self.root / "embeddings.sqlite"
 
     @property
+    def critiques_path(self) -> Path:
+        """Pre-generated critiques (critic.critiques): derived, so kept out of ``artworks.sqlite``."""
+        return self.root / "critiques.sqlite"
+
+    @property
     def keys_path(self) -> Path:
         """The API keys (critic.keys), stored hashed."""
         return self.root / "api_keys.sqlite"

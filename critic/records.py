@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -98,6 +99,16 @@ class Artwork:
 
     def text_hash(self) -> str:
         return text_hash(self.text())
+
+    def version(self) -> str:
+        """Stable hash of every field (``text_hash`` covers only the embedded text): what a critique is written
+        from, so a critique kept under one version is never served for another.
+
+        Example:
+            >>> Artwork(id="1", title="Vase").version() == Artwork(id="1", title="Vase", url="x").version()
+            False
+        """
+        return text_hash(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False))
 
 
 def text_hash(text: str) -> str:

@@ -5,8 +5,8 @@ From the bottom up:
     0  critic/*.py        records, home, keys, store, embed, style model, ...
     1  index/             the FAISS store and the recommenders
     2  critic/writer/     the description and critique writer
-    3  critic/service.py, critic/follow.py, critic/writing.py (and build, build_ray, repair and eval_recommend: a
-       whole home)
+    3  critic/service.py, critic/follow.py, critic/writing.py (and build, build_ray, repair, eval_recommend and
+       pregenerate: a whole home)
     4  api/, critic/cli.py (and critic/explore.py, the notebooks' helper)
 
 A module may import its own layer or a lower one. The test reads the source with ``ast`` (nothing is imported), so
@@ -24,7 +24,7 @@ PACKAGES = ("critic", "index", "api")
 TOP = {"critic.cli", "critic.explore"}
 SERVICE = {
     "critic.service", "critic.follow", "critic.writing", "critic.repair", "critic.build", "critic.build_ray",
-    "critic.eval_recommend",
+    "critic.eval_recommend", "critic.pregenerate",
 }
 # Offline code: training, the build pipeline and the evaluation protocols. The server and the CLI's query commands
 # must run without loading any of it (it drags in optimisers and evaluation data, and it changes more often).

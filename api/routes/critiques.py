@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import request
+
 from api.endpoint import Resource
 from api.problems import bad_request, not_found
 from api.runtime import current_service
@@ -26,6 +28,18 @@ def _subject(service: Service, body: CritiqueBody | DescriptionBody) -> Artwork:
         raise bad_request(str(exc), field="text") from None
 
 
+def _critique_cost(arguments: dict) -> str:
+    """A current pre-generated critique (`critic critique --all`) is read, not written: it costs a read and takes
+    no generation slot, so a flood of generations does not hold it up. (Should it go stale before the view runs,
+    that one critique is written without a slot.)"""
+    service = current_service()
+    record = service.store.get(request.view_args["artwork_id"])
+    query = arguments["query"]
+    if record is not None and service.writing.stored(record, query.tone, query.seed) is not None:
+        return "read"
+    return "generation"
+
+
 @critiques.get(
     "/artworks/<artwork_id>/critique",
     summary="A critique of this artwork",
@@ -35,7 +49,7 @@ def _subject(service: Service, body: CritiqueBody | DescriptionBody) -> Artwork:
     response=Critique,
     cached=True,
     errors=(404,),
-    cost="generation",
+    cost=_critique_cost,
 )
 def critique_artwork(artwork_id: str, query: CritiqueParams) -> dict:
     service = current_service()
