@@ -335,7 +335,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="import only the first N records (for a quick trial)")
     p.add_argument("--json", action="store_true", help="print the build info as JSON")
     p.add_argument("--no-writer", action="store_true", help="skip training the description writer")
-    p.add_argument("--engine", choices=["default", "ray"], default="default",
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: embed and encode on a Ray cluster, in resumable Parquet shards (README)")
     p.add_argument("--address", help="ray: the cluster to join, e.g. HEAD:6379 or auto (default: start a local Ray)")
     p.add_argument("--shard-size", type=_positive, help="ray: records per shard (default 10,000)")
