@@ -32,6 +32,7 @@ from critic.service import Service
 from critic.split import three_way_split
 from critic.sql import StoreError
 from critic.writer import (
+    RULES_VERSION,
     CollectionStats,
     Critique,
     CritiqueWriter,
@@ -64,9 +65,9 @@ class _State:
     seq: int
     lexicon: Lexicon
     writer: CritiqueWriter
-    #: What a critique depends on besides its record and neighbours: the drafter, the trained writer and the
-    #: style model. It leaves out the store version, so a pre-generated critique stays current while other
-    #: artworks change (its stamp names the neighbours it drew on).
+    #: What a critique depends on besides its record and neighbours: the drafter, its rules (RULES_VERSION), the
+    #: trained writer and the style model. It leaves out the store version, so a pre-generated critique stays
+    #: current while other artworks change (its stamp names the neighbours it drew on).
     writer_version: str
 
     @property
@@ -160,7 +161,7 @@ class Writing:
         stats = CollectionStats.build(records, lexicon, self._closeness(records))
         writer = CritiqueWriter(drafter, lexicon, stats, self._thresholds)
         style = self.service.style.meta["data_hash"][:16]
-        return _State(seq, lexicon, writer, f"{drafter.name}:{self._model_id}:{style}")
+        return _State(seq, lexicon, writer, f"{drafter.name}:{RULES_VERSION}:{self._model_id}:{style}")
 
     def _rebuild(self) -> None:
         try:

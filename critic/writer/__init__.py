@@ -14,7 +14,7 @@ critic.writer.protocol and critic.writer.evaluate, which importing this package 
 """
 
 from critic.writer.collection import CollectionStats
-from critic.writer.critique import Critique, CritiqueWriter, Section
+from critic.writer.critique import RULES_VERSION, Critique, CritiqueWriter, Section
 from critic.writer.drafter import (
     DecoderDrafter,
     Draft,
@@ -34,6 +34,7 @@ from critic.writer.model import WriterModel, WriterModelError, load_writer
 
 __all__ = [
     "DEFAULT_DRAFTER",
+    "RULES_VERSION",
     "TONES",
     "CollectionStats",
     "Critique",

@@ -23,6 +23,9 @@ from critic.writer.inputs import NEW_ARTWORK_ID, check_seed, check_tone
 from critic.writer.lexicon import Lexicon, singular, words
 from critic.writer.slots import MATERIAL_SLOTS, delexicalise, sentences, slot_values, unfilled_slots
 
+#: Bumped when the writer's rules change what it writes for the same record, build and seed (2: the transfer
+#: rule and the sentence splitter), so that critiques cached or pre-generated under older rules go stale.
+RULES_VERSION = 2
 WORD_LIMITS = {"label": 80, "critique": 250, "scholarly": 400}
 NEIGHBOURS_SHOWN = {"label": 0, "critique": 3, "scholarly": 3}
 OBSERVATIONS = {"label": 0, "critique": 1, "scholarly": 2}
