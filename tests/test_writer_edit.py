@@ -124,3 +124,5 @@ def test_a_neighbours_particular_words_do_not_transfer_but_common_ones_do():
     assert drafter._particular_words("The cook reaches for the roosters.", bowl) == ["cook", "roosters"]
     # What the target's own record says may be repeated, however rare.
     assert drafter._particular_words("The cook reaches for the roosters.", bowl | {"cook", "roosters"}) == []
+    # A slot is refilled with the target's own facts, whatever its name.
+    assert drafter._particular_words("The <CREATOR> cook reaches for the <OBJECT_TYPE>.", bowl) == ["cook"]

@@ -21,7 +21,7 @@ from critic.writer.factcheck import check_draft, record_words
 from critic.writer.fluency import NgramModel
 from critic.writer.lexicon import Lexicon, singular, words
 from critic.writer.model import WriterModel
-from critic.writer.slots import delexicalise, fill, sentences, slot_values, unfilled_slots
+from critic.writer.slots import SLOT_RE, delexicalise, fill, sentences, slot_values, unfilled_slots
 
 #: A neighbour's sentence transfers to the target only if every word of it that the target's record does not use
 #: occurs at least this often (per 10,000 of the fit side's curator sentences): "the decoration is typical of the
@@ -128,7 +128,7 @@ class SentenceDrafter:
         """Words of a neighbour's sentence that are particular to the neighbour: rare in the curators' sentences
         (fewer than ``min_word_rate`` per 10,000 sentences) and absent from the target's record."""
         return [
-            w for w in words(template)
+            w for w in words(SLOT_RE.sub(" ", template))  # a slot is filled with the target's own facts
             if w.lower() not in own_lower and self.fluency.frequency(w) < self.min_word_rate
         ]  # fmt: skip
 
