@@ -22,9 +22,8 @@ from critic.style_model import load_style_model
 from critic.writer.edit import SentenceDrafter
 from critic.writer.evaluate import evaluate_writer
 from critic.writer.fluency import fit_fluency
-from critic.writer.grounding import Grounder, VectorNeighbours
 from critic.writer.lexicon import build_lexicon
-from critic.writer.protocol import FLUENCY_BOUND, split_sides
+from critic.writer.protocol import FLUENCY_BOUND, described_grounder, split_sides
 
 RATES = (0.0, 2.0, 7.0, 18.0, 50.0)
 
@@ -41,9 +40,7 @@ def main() -> None:
     sides = split_sides(records)
     judge = build_lexicon(records)
     fluency = fit_fluency(sides.fit, sides.validation, judge)
-    described = [r for r in sides.fit if r.description.strip()]
-    vectors = style.index_vectors(embed([r.text() for r in described]), described)
-    grounder = Grounder(embed, style, VectorNeighbours(described, vectors))
+    grounder = described_grounder(sides.fit, style, embed)
     drafters = []
     for n in RATES:
         drafter = SentenceDrafter(None, embed_drafts, judge, fluency, min_word_rate=n)

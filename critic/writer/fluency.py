@@ -63,6 +63,7 @@ class NgramModel:
     def __post_init__(self):
         self._index = {t: i for i, t in enumerate(self.vocab)}
         self._v = len(self.vocab)
+        self._sentences = self._get("ctx", 0)  # every sentence starts in the context (<s>, <s>)
 
     @classmethod
     def fit(cls, sentences: Iterable[str], min_count: int = 2, discount: float = 0.75) -> NgramModel:
@@ -149,8 +150,7 @@ class NgramModel:
             7500.0
         """
         i = self._index.get(word.lower())
-        sentences = self._get("ctx", 0)  # every sentence starts in the context (<s>, <s>)
-        return 0.0 if i is None or not sentences else 10_000 * self._get("uni", i) / sentences
+        return 0.0 if i is None or not self._sentences else 10_000 * self._get("uni", i) / self._sentences
 
     def fluent(self, sentence: str) -> bool:
         """Whether the gate lets ``sentence`` (delexicalised) through."""

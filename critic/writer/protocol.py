@@ -191,6 +191,13 @@ def choose_drafter(rows: Sequence[dict]) -> dict:
     }
 
 
+def described_grounder(records: Sequence[Artwork], style: StyleLike, embed: Embedder) -> Grounder:
+    """Grounding whose neighbours are the described works of ``records``: what a held-out side drafts from."""
+    described = [r for r in records if r.description.strip()]
+    vectors = style.index_vectors(embed([r.text() for r in described]), described)
+    return Grounder(embed, style, VectorNeighbours(described, vectors))
+
+
 def evaluate_writer_on_split(
     records: Sequence[Artwork],
     style: StyleLike,
@@ -233,9 +240,7 @@ def evaluate_writer_on_split(
     below = {"validation": sides.fit, "test": [*sides.fit, *sides.validation]}
     grounders = {}
     for side in ("validation", "test"):
-        described = [r for r in below[side] if r.description.strip()]
-        vectors = style.index_vectors(embed([r.text() for r in described]), described)
-        grounders[side] = Grounder(embed, style, VectorNeighbours(described, vectors))
+        grounders[side] = described_grounder(below[side], style, embed)
         if log:
             log(f"{side}: drafting for {limit or 'all'} held-out described artworks")
         result[side] = evaluate_writer(
