@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from critic.embed import EmbeddingCache, embed_texts, encode_query
 from critic.home import Home
@@ -202,13 +201,9 @@ def active_dimensions(latents: np.ndarray, threshold: float = 0.01) -> np.ndarra
     return order[variance[order] > threshold]
 
 
-@torch.no_grad()
-def _head_probabilities(vae, vocab, z: np.ndarray, keywords: bool) -> dict[str, np.ndarray]:
-    logits = vae.attribute_logits(torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)))
-    probs = {name: logits[name].softmax(-1).numpy() for name in vocab.classes if name in logits}
-    if keywords and "keywords" in logits:
-        probs["keywords"] = logits["keywords"].sigmoid().numpy()
-    return probs
+def _head_probabilities(encoder, vocab, z: np.ndarray, keywords: bool) -> dict[str, np.ndarray]:
+    probs = encoder.attribute_probabilities(z)
+    return {name: p for name, p in probs.items() if name in vocab.classes or (keywords and name == "keywords")}
 
 
 def dimension_effects(
@@ -225,7 +220,7 @@ def dimension_effects(
     - per dimension and head, the mean total-variation distance between the two decoded distributions
       (how strongly the dimension moves that head; 0 = not at all, 1 = a complete switch).
     """
-    vocab, vae = style.vocab, style.vae
+    vocab, encoder = style.vocab, style.encoder
     rng = np.random.default_rng(seed)
     base = latents[rng.choice(len(latents), size=min(sample, len(latents)), replace=False)]
     mean, std = latents.mean(0), latents.std(0)
@@ -236,8 +231,8 @@ def dimension_effects(
     for d in dims:
         low, high = base.copy(), base.copy()
         low[:, d], high[:, d] = mean[d] - shift * std[d], mean[d] + shift * std[d]
-        p_low = _head_probabilities(vae, vocab, low, keywords)
-        p_high = _head_probabilities(vae, vocab, high, keywords)
+        p_low = _head_probabilities(encoder, vocab, low, keywords)
+        p_high = _head_probabilities(encoder, vocab, high, keywords)
         changes = []
         strength[int(d)] = {}
         for head, classes in names.items():

@@ -6,26 +6,24 @@ TF-IDF keeps them. Feeding both to the StyleVAE lifted held-out precision@10 on 
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from critic.vectors import normalise
 
 LEXICAL_DIMS = 256
-
-
-def _vectorizer(vocabulary: dict[str, int] | None = None, min_df: int = 2) -> TfidfVectorizer:
-    return TfidfVectorizer(sublinear_tf=True, min_df=min_df, stop_words="english", vocabulary=vocabulary)
+#: scikit-learn's default token pattern, which the vocabulary was fitted with: words of two or more characters.
+_WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
 class LexicalProjector:
     """Texts -> unit LSA vectors, fitted on the train split's texts.
 
     Example:
-        >>> p = LexicalProjector.fit(["gilt bronze clock", "bronze statuette", "ivory diptych", "ivory comb"], dims=2)
+        >>> p = LexicalProjector.fit(["gilt bronze clock", "gilt bronze vase", "ivory clock", "ivory comb"], dims=2)
         >>> p.transform(["a bronze clock"]).shape
         (1, 2)
     """
@@ -33,22 +31,21 @@ class LexicalProjector:
     def __init__(self, vocabulary: dict[str, int], idf: np.ndarray, components: np.ndarray):
         self.vocabulary = vocabulary
         self.components = np.ascontiguousarray(components, dtype=np.float32)
-        self._vectorizer = _vectorizer(vocabulary)
-        self._vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+        self.idf = np.asarray(idf, dtype=np.float64)
 
     @property
     def dims(self) -> int:
         return self.components.shape[0]
 
-    @property
-    def idf(self) -> np.ndarray:
-        return self._vectorizer.idf_
-
     @classmethod
     def fit(cls, texts: Sequence[str], dims: int = LEXICAL_DIMS, seed: int = 0) -> LexicalProjector:
+        # scikit-learn (and the pandas and scipy it brings, about 170 MB) is needed to fit, not to serve.
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         # A word counts once two texts use it; a catalogue too small for any such word keeps every word.
         for min_df in (2, 1):
-            vectorizer = _vectorizer(min_df=min_df)
+            vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=min_df, stop_words="english")
             try:
                 matrix = vectorizer.fit_transform(texts)
                 break
@@ -64,5 +61,13 @@ class LexicalProjector:
         return cls(vocabulary, vectorizer.idf_, svd.components_)
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
-        projected = self._vectorizer.transform(texts) @ self.components.T
-        return normalise(np.asarray(projected, dtype=np.float32))
+        """Unit LSA vectors: TF-IDF as the fitted TfidfVectorizer computes it (lower-cased words of the
+        vocabulary, 1 + log of each count, times idf, L2-normalised) projected on the SVD components."""
+        out = np.zeros((len(texts), self.dims), dtype=np.float64)
+        for row, text in enumerate(texts):
+            counts = Counter(i for word in _WORD.findall(text.lower()) if (i := self.vocabulary.get(word)) is not None)
+            if counts:
+                ids = np.fromiter(counts, dtype=np.int64, count=len(counts))
+                weights = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64))) * self.idf[ids]
+                out[row] = self.components[:, ids] @ (weights / np.linalg.norm(weights))
+        return normalise(out.astype(np.float32))

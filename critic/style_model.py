@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.numpy import load_file, save
 
 from critic.atomic import write_atomically
 from critic.embed import DIM
 from critic.labels import LabelVocab
 from critic.lexical import LexicalProjector
 from critic.records import Artwork
-from critic.vae import StyleVAE, VAEConfig
+from critic.vae_encoder import VAEEncoder
 from critic.vectors import normalise
 
 WEIGHTS = "vae.safetensors"
@@ -92,7 +91,7 @@ class StyleModel:
     ``meta["index"]["learned"]`` lists the informative labels the heads learned: it decides the latent weight.
     """
 
-    vae: StyleVAE
+    encoder: VAEEncoder
     vocab: LabelVocab
     lexical: LexicalProjector
     meta: dict
@@ -103,10 +102,10 @@ class StyleModel:
 
     def latents(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> np.ndarray:
         """Posterior means mu (raw: the attribute heads want them unnormalised; the index centres them)."""
-        return encode_latents(self.vae, self.inputs(embeddings, records))
+        return self.encoder.encode(self.inputs(embeddings, records))
 
     def attributes(self, latents: np.ndarray) -> list[dict[str, str]]:
-        return decode_attributes(self.vae, self.vocab, latents)
+        return decode_attributes(self.encoder, self.vocab, latents)
 
     def index_vectors(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> np.ndarray:
         """What the index stores: the centred latent and the centred input, each at unit length, weighted
@@ -125,12 +124,12 @@ class StyleModel:
     def index_parts(self, embeddings: np.ndarray, records: Sequence[Artwork]) -> IndexParts:
         """Everything an index vector is made of, for the evaluation to weigh otherwise."""
         inputs = self.inputs(embeddings, records)
-        latents = encode_latents(self.vae, inputs)
+        latents = self.encoder.encode(inputs)
         return IndexParts(
             inputs,
             latents,
             normalise(latents - np.asarray(self.meta["latent_center"], dtype=np.float32)),
-            normalise(inputs - self.vae.input_mean.numpy()),
+            normalise(inputs - self.encoder.input_mean),
         )
 
     @property
@@ -161,11 +160,11 @@ class StyleModel:
 
     @property
     def latent_dim(self) -> int:
-        return self.vae.config.latent_dim
+        return self.encoder.latent_dim
 
     @property
     def index_dim(self) -> int:
-        return self.vae.config.latent_dim + self.vae.config.input_dim
+        return self.encoder.latent_dim + self.encoder.input_dim
 
 
 def mixes_latent(learned: Sequence[str]) -> bool:
@@ -178,44 +177,34 @@ def mix_vectors(latent: np.ndarray, inputs: np.ndarray, latent_weight: float) ->
     return np.concatenate([latent_weight * latent, np.sqrt(1.0 - latent_weight**2) * inputs], axis=1)
 
 
-@torch.no_grad()
-def encode_latents(model: StyleVAE, vectors: np.ndarray) -> np.ndarray:
-    """Posterior means mu(e) as float32, the vectors the index stores (after normalisation)."""
-    model.eval()
-    mu, _ = model.encode(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)))
-    return mu.numpy()
-
-
-@torch.no_grad()
 def decode_attributes(
-    model: StyleVAE, vocab: LabelVocab, latents: np.ndarray, min_prob: float = 0.5
+    encoder: VAEEncoder, vocab: LabelVocab, latents: np.ndarray, min_prob: float = 0.5
 ) -> list[dict[str, str]]:
     """The attributes each latent's heads predict with probability >= ``min_prob`` (keywords excluded)."""
-    logits = model.attribute_logits(torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)))
+    probabilities = encoder.attribute_probabilities(latents)
     decoded: list[dict[str, str]] = [{} for _ in range(len(latents))]
     for name, classes in vocab.classes.items():
-        prob, best = logits[name].softmax(-1).max(-1)
-        for row, (p, i) in enumerate(zip(prob.tolist(), best.tolist(), strict=True)):
-            if p >= min_prob:
+        best = probabilities[name].argmax(-1)
+        for row, i in enumerate(best.tolist()):
+            if probabilities[name][row, i] >= min_prob:
                 decoded[row][name] = classes[i]
     return decoded
 
 
-def _atomic_save(tensors: dict[str, torch.Tensor], target: Path) -> None:
-    write_atomically(target, save({k: v.contiguous() for k, v in tensors.items()}))
+def _atomic_save(arrays: dict[str, np.ndarray], target: Path) -> None:
+    write_atomically(target, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}))
 
 
 def save_style_model(directory: str | Path, style: StyleModel) -> None:
     """Write the weights, then the config that names them, each atomically (temp file + rename)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_save(style.vae.state_dict(), directory / WEIGHTS)
-    lexical = {"idf": torch.from_numpy(np.asarray(style.lexical.idf, dtype=np.float64)),
-               "components": torch.from_numpy(style.lexical.components)}
+    _atomic_save(style.encoder.state, directory / WEIGHTS)
+    lexical = {"idf": np.asarray(style.lexical.idf, dtype=np.float64), "components": style.lexical.components}
     _atomic_save(lexical, directory / LEXICAL)
     meta = {
         **style.meta,
-        "config": asdict(style.vae.config),
+        "config": style.encoder.config,
         "vocab": style.vocab.to_json(),
         "lexical_vocabulary": style.lexical.vocabulary,
     }
@@ -227,16 +216,13 @@ def load_style_model(directory: str | Path, expect: dict | None = None) -> Style
     directory = Path(directory)
     try:
         meta = json.loads((directory / CONFIG).read_text())
-        vae = StyleVAE(VAEConfig(**meta.pop("config")))
-        vae.load_state_dict(load_file(str(directory / WEIGHTS)))
-        tensors = load_file(str(directory / LEXICAL))
-        lexical = LexicalProjector(
-            meta.pop("lexical_vocabulary"), tensors["idf"].numpy(), tensors["components"].numpy()
-        )
+        encoder = VAEEncoder(load_file(str(directory / WEIGHTS)), meta.pop("config"))
+        arrays = load_file(str(directory / LEXICAL))
+        lexical = LexicalProjector(meta.pop("lexical_vocabulary"), arrays["idf"], arrays["components"])
         vocab = LabelVocab.from_json(meta.pop("vocab"))
-        if len(meta["latent_center"]) != vae.config.latent_dim:
+        if len(meta["latent_center"]) != encoder.latent_dim:
             raise ValueError("the latent centre does not fit the VAE")
-        fits = vae.config.input_dim == DIM + lexical.dims + DATE_DIMS
+        fits = encoder.input_dim == DIM + lexical.dims + DATE_DIMS
         if not fits or len(lexical.vocabulary) != lexical.components.shape[1]:
             raise ValueError("the lexical projection does not fit the VAE's input or its own vocabulary")
     except FileNotFoundError as exc:
@@ -250,5 +236,4 @@ def load_style_model(directory: str | Path, expect: dict | None = None) -> Style
                 f"style model in {directory} was made for {key}={meta.get(key)!r}, not {wanted!r}: "
                 "rebuild with `critic build`"
             )
-    vae.eval()
-    return StyleModel(vae, vocab, lexical, meta)
+    return StyleModel(encoder, vocab, lexical, meta)

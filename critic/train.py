@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -13,8 +13,9 @@ from tqdm.auto import tqdm
 from critic.labels import LabelVocab, label_of
 from critic.lexical import LexicalProjector
 from critic.records import Artwork
-from critic.style_model import StyleModel, date_features, encode_latents, style_inputs
+from critic.style_model import StyleModel, date_features, style_inputs
 from critic.vae import StyleVAE, VAEConfig
+from critic.vae_encoder import VAEEncoder
 
 
 @dataclass
@@ -141,11 +142,17 @@ def train_style_model(
     model, vocab, history = train_vae(inputs[fit_rows], fit_records, vae_config, tc, progress=progress)
     meta = {**meta, "epochs": len(history), "train": {k: v for k, v in history[-1].items() if k != "epoch"}}
     meta["index"] = index_mix(vocab, fit_records)
-    meta["latent_center"] = encode_latents(model, inputs[fit_rows]).mean(0).tolist()
+    encoder = inference_encoder(model)
+    meta["latent_center"] = encoder.encode(inputs[fit_rows]).mean(0).tolist()
     for side, rows in held_out.items():
         if len(rows):
             meta[side] = evaluate_vae(model, vocab, inputs[rows], [records[i] for i in rows])
-    return StyleModel(model, vocab, lexical, meta)
+    return StyleModel(encoder, vocab, lexical, meta)
+
+
+def inference_encoder(model: StyleVAE) -> VAEEncoder:
+    """The trained StyleVAE's weights as the numpy encoder that serves them (critic/vae_encoder.py)."""
+    return VAEEncoder({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}, asdict(model.config))
 
 
 #: A head is informative when its most common class holds less than this share of its labelled records.

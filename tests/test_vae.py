@@ -17,13 +17,12 @@ from critic.style_model import (
     StyleModel,
     StyleModelError,
     date_features,
-    encode_latents,
     load_style_model,
     mix_vectors,
     save_style_model,
     style_inputs,
 )
-from critic.train import TrainConfig, evaluate_vae, index_mix, train_vae
+from critic.train import TrainConfig, evaluate_vae, index_mix, inference_encoder, train_vae
 from critic.vae import StyleVAE, VAEConfig
 
 
@@ -75,7 +74,7 @@ def test_training_is_seeded(toy):
     small = VAEConfig(latent_dim=8, hidden_dim=32)
     first = train_vae(x, records, small, TrainConfig(epochs=2, batch_size=64, seed=3, min_steps=0))[0]
     second = train_vae(x, records, small, TrainConfig(epochs=2, batch_size=64, seed=3, min_steps=0))[0]
-    assert np.array_equal(encode_latents(first, x), encode_latents(second, x))
+    assert np.array_equal(inference_encoder(first).encode(x), inference_encoder(second).encode(x))
 
 
 TEXTS = [f"a {['gilt', 'bronze', 'ivory', 'silver'][n % 4]} {['clock', 'vase', 'comb'][n % 3]} by workshop {n}"
@@ -94,9 +93,10 @@ def toy_style(x, records, epochs=2):
     inputs = style_inputs(x, lexical.transform(TEXTS), date_features(records))
     config = VAEConfig(latent_dim=8, hidden_dim=32)
     model, vocab, _ = train_vae(inputs, records, config, TrainConfig(epochs=epochs, min_steps=0))
-    center = encode_latents(model, inputs).mean(0).tolist()
+    encoder = inference_encoder(model)
+    center = encoder.encode(inputs).mean(0).tolist()
     meta = {"embedding_model": "m", "data_hash": "h", "latent_center": center, "index": index_mix(vocab, records)}
-    return StyleModel(model, vocab, lexical, meta)
+    return StyleModel(encoder, vocab, lexical, meta)
 
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, toy):
@@ -188,4 +188,20 @@ def test_principal_shortcut_adds_the_training_inputs_principal_projection(toy):
     with torch.no_grad():
         model.to_mu.weight.zero_()
         model.to_mu.bias.zero_()
-    assert np.allclose(encode_latents(model, x), model.config.principal_shortcut * projected, atol=1e-4)
+    assert np.allclose(inference_encoder(model).encode(x), model.config.principal_shortcut * projected, atol=1e-4)
+
+
+def test_the_numpy_encoder_computes_what_the_trained_torch_model_does(toy):
+    x, records = toy
+    model, _, _ = train_vae(x, records, VAEConfig(latent_dim=8, hidden_dim=32),
+                            TrainConfig(epochs=2, batch_size=64, min_steps=0))
+    encoder = inference_encoder(model)
+    with torch.no_grad():
+        mu, _ = model.encode(torch.from_numpy(x))
+        logits = model.attribute_logits(mu)
+    assert np.allclose(encoder.encode(x), mu.numpy(), atol=1e-5)
+    for name, expected in logits.items():
+        assert np.allclose(encoder.attribute_logits(mu.numpy())[name], expected.numpy(), atol=1e-5), name
+    probabilities = encoder.attribute_probabilities(mu.numpy())
+    assert np.allclose(probabilities["period"], logits["period"].softmax(-1).numpy(), atol=1e-6)
+    assert np.allclose(probabilities["keywords"], logits["keywords"].sigmoid().numpy(), atol=1e-6)

@@ -137,5 +137,31 @@ def test_training_is_reproducible_for_a_seed(tiny):
     config = WriterTrainConfig(epochs=1, embed_dim=16, cond_dim=8, hidden_dim=16, min_count=2, seed=3)
     first, _ = train_writer(records, latents, [attributes_of(r) for r in records], config=config)
     second, _ = train_writer(records, latents, [attributes_of(r) for r in records], config=config)
-    for name, tensor in first.decoder.state_dict().items():
-        assert torch.equal(tensor, second.decoder.state_dict()[name]), name
+    assert first.weights.keys() == second.weights.keys()
+    for name, array in first.weights.items():
+        assert np.array_equal(array, second.weights[name]), name
+
+
+def test_the_numpy_scores_are_the_torch_decoders(tiny, groundings):
+    """Serving scores sentences in numpy (WriterModel.log_likelihood); training and sampling run the torch
+    module. Both must give each sentence the same per-token log-likelihood."""
+    from critic.writer.decoder import conditioning_inputs, padded, to_decoder
+
+    model = tiny.model
+    index = {t: i for i, t in enumerate(model.config.vocab)}
+    texts = ["The <MATERIAL> bowl is gilded.", "It shows a saint.", "A portrait of <CREATOR> in oil, made in <DATE>."]
+    rows = [[index["<BOS>"], *(index.get(t, index["<UNK>"]) for t in tokenize(s))] for s in texts]
+    g = groundings[0]
+    latents = np.repeat(np.asarray(g.latent, dtype=np.float32)[None, :], len(rows), 0)
+    decoder = to_decoder(model.config, model.weights)
+    with torch.no_grad():
+        inputs = conditioning_inputs(model.config, latents, [g.attributes] * 3, [g.record.title] * 3)
+        cond = decoder.conditioning(*inputs)
+        ids = padded(rows)
+        logits, _ = decoder.logits(ids[:, :-1], cond)
+        logp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        mask = (ids[:, 1:] != 0).float()
+        expected = ((logp * mask).sum(1) / mask.sum(1)).numpy()
+    ours = model.conditioning(latents, [g.attributes] * 3, [g.record.title] * 3)
+    assert np.allclose(ours, cond.numpy(), atol=1e-5)
+    assert np.allclose(model.log_likelihood(rows, ours), expected, atol=1e-4)

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from critic.records import Artwork
 from critic.writer.factcheck import check_draft, place_supported, record_words
 from critic.writer.lexicon import Lexicon, singular
-from critic.writer.model import BOS, PAD, UNK, WriterModel, conditioning_inputs, detokenize, padded, tokenize
+from critic.writer.model import BOS, PAD, UNK, WriterModel, detokenize, tokenize
 from critic.writer.slots import (
     OTHER_DATE,
     SLOT_FIELDS,
@@ -209,17 +208,18 @@ class DecoderDrafter:
         flags = (("+neighbours", neighbours), ("+prompted", prompted), ("+lead", lead))
         self.name = "decoder" + "".join(flag for flag, on in flags if on)
         vocab = model.config.vocab
-        self._always_banned = torch.tensor([t in (PAD, BOS, UNK, f"<{OTHER_DATE}>") for t in vocab])
+        self._always_banned = np.array([t in (PAD, BOS, UNK, f"<{OTHER_DATE}>") for t in vocab])
+        self._decoder = None  # the torch module, built on the first sample (serving only scores, in numpy)
         self._slot_ids = {t[1:-1]: i for i, t in enumerate(vocab) if t[1:-1] in SLOTS}
         self._names = {i: t for i, t in enumerate(vocab) if t in self.lexicon.name_tokens}
         self._materials = {i: singular(t) for i, t in enumerate(vocab) if singular(t) in self.lexicon.materials}
         self._numbers = {i: t for i, t in enumerate(vocab) if re.search(r"\d", t)}
         self._places = {i: t for i, t in enumerate(vocab) if t in self.lexicon.places}
 
-    def banned_tokens(self, record: Artwork, values: dict[str, str]) -> torch.Tensor:
+    def banned_tokens(self, record: Artwork, values: dict[str, str]) -> np.ndarray:
         """Tokens the decoder may not emit for this target: unfillable slots, other people's names,
         materials, places and numbers the record does not support."""
-        banned = self._always_banned.clone()
+        banned = self._always_banned.copy()
         own = record_words(record)
         own_words = set(own)
         own_materials = {singular(w) for w in own}
@@ -237,7 +237,6 @@ class DecoderDrafter:
             banned[i] = token not in date_text
         return banned
 
-    @torch.inference_mode()
     def preference(self, grounding: Grounding, templates: Sequence[str]) -> np.ndarray:
         """How much the artwork's latent favours each delexicalised sentence: its per-token log-likelihood
         under the target's conditioning minus that under a blank one (zero latent, no attributes, no title).
@@ -247,23 +246,14 @@ class DecoderDrafter:
         """
         if not templates:
             return np.zeros(0, dtype=np.float32)
-        config = self.model.config
-        index = {t: i for i, t in enumerate(config.vocab)}
+        model = self.model
+        index = {t: i for i, t in enumerate(model.config.vocab)}
         rows = [[index[BOS], *(index.get(t, index[UNK]) for t in tokenize(s))] for s in templates]
-        ids = padded(rows)
         latent = np.asarray(grounding.latent, dtype=np.float32)[None, :]
-        target = conditioning_inputs(config, latent, [grounding.attributes], [grounding.record.title])
-        blank = conditioning_inputs(config, np.zeros((1, config.latent_dim), dtype=np.float32), [{}], [""])
-        decoder = self.model.decoder
-        decoder.eval()
-        scores = []
-        for inputs in (target, blank):
-            cond = decoder.conditioning(*inputs).expand(len(rows), -1)
-            logits, _ = decoder.logits(ids[:, :-1], cond)
-            logp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            mask = (ids[:, 1:] != index[PAD]).float()
-            scores.append((logp * mask).sum(1) / mask.sum(1).clamp(min=1.0))
-        return (scores[0] - scores[1]).numpy()
+        target = model.conditioning(latent, [grounding.attributes], [grounding.record.title])
+        blank = model.conditioning(np.zeros_like(latent), [{}], [""])
+        scores = [model.log_likelihood(rows, np.repeat(cond, len(rows), 0)) for cond in (target, blank)]
+        return (scores[0] - scores[1]).astype(np.float32)
 
     def sample_texts(
         self, grounding: Grounding, seed: int, prefix: Sequence[str] = (), samples: int | None = None
@@ -277,8 +267,14 @@ class DecoderDrafter:
         self, grounding: Grounding, seed: int, prefix: Sequence[str] = (), samples: int | None = None
     ) -> list[str]:
         """Decoder drafts in whole sentences, slots not yet filled (only slots the target can fill)."""
+        import torch
+
+        from critic.writer.decoder import conditioning_inputs, to_decoder
+
         values = slot_values(grounding.record, self.lexicon)
         config = self.model.config
+        if self._decoder is None:
+            self._decoder = to_decoder(config, self.model.weights)
         n = samples or self.samples
         latent = np.repeat(np.asarray(grounding.latent, dtype=np.float32)[None, :], n, 0)
         inputs = conditioning_inputs(config, latent, [grounding.attributes] * n, [grounding.record.title] * n)
@@ -286,9 +282,9 @@ class DecoderDrafter:
         prefix_ids = [index.get(t, index[UNK]) for t in prefix]
         generator = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
-            cond = self.model.decoder.conditioning(*inputs)
-            banned = self.banned_tokens(grounding.record, values)
-            ids = self.model.decoder.sample(cond, banned, generator, self.temperature, self.top_p, prefix=prefix_ids)
+            cond = self._decoder.conditioning(*inputs)
+            banned = torch.from_numpy(self.banned_tokens(grounding.record, values))
+            ids = self._decoder.sample(cond, banned, generator, self.temperature, self.top_p, prefix=prefix_ids)
         texts = []
         for row in ids:
             text = detokenize([*prefix, *(config.vocab[i] for i in row)])

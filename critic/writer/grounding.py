@@ -67,17 +67,14 @@ class VectorNeighbours:
 
 def attribute_confidences(style: StyleLike, latents: np.ndarray) -> list[dict[str, float]]:
     """The style model's probability of its most likely class per label (label -> p), per latent; empty dicts
-    for a style model without attribute heads (``vae.attribute_logits`` and ``vocab.classes``)."""
-    vae, vocab = getattr(style, "vae", None), getattr(style, "vocab", None)
-    if vae is None or vocab is None:
+    for a style model without attribute heads (``encoder.attribute_probabilities`` and ``vocab.classes``)."""
+    encoder, vocab = getattr(style, "encoder", None), getattr(style, "vocab", None)
+    if encoder is None or vocab is None:
         return [{} for _ in latents]
-    import torch
-
-    with torch.no_grad():
-        logits = vae.attribute_logits(torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)))
+    probabilities = encoder.attribute_probabilities(latents)
     out: list[dict[str, float]] = [{} for _ in latents]
     for name in vocab.classes:
-        for row, p in enumerate(logits[name].softmax(-1).max(-1).values.tolist()):
+        for row, p in enumerate(probabilities[name].max(-1).tolist()):
             out[row][name] = float(p)
     return out
 

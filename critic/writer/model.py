@@ -4,6 +4,10 @@ The conditioning vector c = tanh(W [z; mean attribute embedding; mean title-word
 initial state and is fed beside every input word. Output weights are tied to the input embeddings, which
 keeps the model small (about 2.5 M parameters at the default sizes) and trainable on two CPU cores.
 Weights are stored as safetensors beside a JSON config that carries the vocabularies and the lexicon.
+
+The model trains and samples in torch (critic.writer.decoder.DraftDecoder); this module holds its weights
+as numpy arrays and scores sentences with them in numpy (``WriterModel.log_likelihood``), which is all
+serving needs of it: an API worker does not load torch.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from critic.atomic import fsync_dir, write_atomically
 from critic.writer.lexicon import Lexicon
@@ -110,134 +112,94 @@ def title_ids(title: str, index: dict[str, int]) -> list[int]:
     return ids
 
 
-def padded(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
-    width = width or max((len(r) for r in rows), default=1) or 1
-    out = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row[:width])] = torch.tensor(row[:width], dtype=torch.long)
-    return out
-
-
-def conditioning_inputs(
+def conditioning_ids(
     config: WriterConfig, latents: np.ndarray, attributes: Sequence[dict[str, str]], titles: Sequence[str]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Tensors for ``DraftDecoder.conditioning`` from latents, decoded attribute dicts and titles."""
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Per artwork, the ids of its attribute tokens (from 1; 0 pads) and of its title's words; checks that
+    the latents fit the writer."""
     if latents.ndim != 2 or latents.shape[1] != config.latent_dim:
         raise ValueError(f"latents must have shape (n, {config.latent_dim}), got {latents.shape}")
     attribute_index = {a: i + 1 for i, a in enumerate(config.attribute_vocab)}
     token_index = {t: i for i, t in enumerate(config.vocab)}
     attribute_rows = [[attribute_index[a] for a in attribute_tokens(d) if a in attribute_index] for d in attributes]
-    title_rows = [title_ids(t, token_index) for t in titles]
-    latent = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32))
-    return latent, padded(attribute_rows), padded(title_rows)
+    return attribute_rows, [title_ids(t, token_index) for t in titles]
 
 
-class DraftDecoder(nn.Module):
-    """GRU language model over delexicalised descriptions, conditioned per artwork."""
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
-    def __init__(self, config: WriterConfig):
-        super().__init__()
-        self.config = config
-        self.token_embedding = nn.Embedding(config.vocab_size, config.embed_dim, padding_idx=0)
-        # Index 0 of the attribute table is padding, so an artwork with no attributes averages to zero.
-        self.attribute_embedding = nn.Embedding(len(config.attribute_vocab) + 1, config.embed_dim, padding_idx=0)
-        self.condition = nn.Linear(config.latent_dim + 2 * config.embed_dim, config.cond_dim)
-        self.initial_state = nn.Linear(config.cond_dim, config.hidden_dim)
-        self.gru = nn.GRU(config.embed_dim + config.cond_dim, config.hidden_dim, batch_first=True)
-        self.dropout = nn.Dropout(config.dropout)
-        self.to_embedding = nn.Linear(config.hidden_dim, config.embed_dim)
-        self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def conditioning(self, latent: torch.Tensor, attributes: torch.Tensor, title: torch.Tensor) -> torch.Tensor:
-        """(batch, cond_dim) from latents (batch, latent_dim) and padded ids of attributes and title."""
-        parts = [latent]
-        for ids, table in ((attributes, self.attribute_embedding), (title, self.token_embedding)):
-            mask = (ids > 0).unsqueeze(-1).float()
-            parts.append((table(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0))
-        return torch.tanh(self.condition(torch.cat(parts, -1)))
-
-    def logits(
-        self,
-        inputs: torch.Tensor,
-        cond: torch.Tensor,
-        state: torch.Tensor | None = None,
-        bias: torch.Tensor | None = None,
-    ):
-        """Next-token logits for input ids (batch, steps); returns (logits, new GRU state).
-
-        ``bias`` replaces the output bias (sampling passes one with banned tokens at -inf).
-        """
-        if state is None:
-            state = torch.tanh(self.initial_state(cond)).unsqueeze(0)
-        x = self.dropout(self.token_embedding(inputs))
-        x = torch.cat([x, cond.unsqueeze(1).expand(-1, x.shape[1], -1)], -1)
-        out, state = self.gru(x, state)
-        projected = self.to_embedding(self.dropout(out))
-        return projected @ self.token_embedding.weight.T + (self.output_bias if bias is None else bias), state
-
-    @torch.inference_mode()
-    def sample(
-        self,
-        cond: torch.Tensor,
-        banned: torch.Tensor,
-        generator: torch.Generator,
-        temperature: float = 0.8,
-        top_p: float = 0.9,
-        max_tokens: int | None = None,
-        prefix: Sequence[int] = (),
-        top_k: int = 64,
-    ) -> list[list[int]]:
-        """Nucleus-sample one token sequence per row of ``cond``; ``banned`` is a (vocab,) bool mask.
-
-        Sampling keeps the smallest set of tokens whose probability reaches ``top_p`` among the ``top_k``
-        likeliest (a top-k cut first keeps each step cheap on a CPU). ``prefix`` (token ids) is read
-        before sampling starts; the returned sequences continue it.
-        """
-        self.eval()
-        batch = cond.shape[0]
-        eos = self.config.vocab.index(EOS)
-        start = [self.config.vocab.index(BOS), *prefix]
-        tokens = torch.tensor([start] * batch, dtype=torch.long)
-        bias = self.output_bias.masked_fill(banned, float("-inf"))
-        state = None
-        finished = [False] * batch
-        sequences: list[list[int]] = [[] for _ in range(batch)]
-        for _ in range(max(1, (max_tokens or self.config.max_tokens) - len(prefix))):
-            logits, state = self.logits(tokens, cond, state, bias)
-            top_logits, top_ids = (logits[:, -1] / max(temperature, 1e-3)).topk(min(top_k, logits.shape[-1]))
-            probs = top_logits.softmax(-1)
-            probs = probs.masked_fill(probs.cumsum(-1) - probs > top_p, 0.0)
-            tokens = top_ids.gather(-1, torch.multinomial(probs, 1, generator=generator))
-            for row, token in enumerate(tokens.squeeze(1).tolist()):
-                if not finished[row]:
-                    if token == eos:
-                        finished[row] = True
-                    else:
-                        sequences[row].append(token)
-            if all(finished):
-                break
-        return sequences
+def _mean_rows(table: np.ndarray, rows: Sequence[Sequence[int]]) -> np.ndarray:
+    """The mean of ``table``'s rows at each list of ids (zeros for an empty list)."""
+    out = np.zeros((len(rows), table.shape[1]), dtype=np.float32)
+    for i, ids in enumerate(rows):
+        if ids:
+            out[i] = table[list(ids)].mean(0)
+    return out
 
 
 @dataclass
 class WriterModel:
-    """A trained decoder with its lexicon: what ``load_writer`` returns and the drafters use."""
+    """A trained decoder's weights (numpy arrays, named as in DraftDecoder's state) with its config and lexicon:
+    what ``load_writer`` returns and the drafters use."""
 
-    decoder: DraftDecoder
+    config: WriterConfig
     lexicon: Lexicon
+    weights: dict[str, np.ndarray]
 
-    @property
-    def config(self) -> WriterConfig:
-        return self.decoder.config
+    def conditioning(
+        self, latents: np.ndarray, attributes: Sequence[dict[str, str]], titles: Sequence[str]
+    ) -> np.ndarray:
+        """(n, cond_dim) conditioning vectors c from latents, decoded attribute dicts and titles."""
+        w = self.weights
+        attribute_rows, title_rows = conditioning_ids(self.config, latents, attributes, titles)
+        parts = [
+            np.asarray(latents, dtype=np.float32),
+            _mean_rows(w["attribute_embedding.weight"], attribute_rows),
+            _mean_rows(w["token_embedding.weight"], title_rows),
+        ]
+        return np.tanh(np.concatenate(parts, 1) @ w["condition.weight"].T + w["condition.bias"])
+
+    def log_likelihood(self, rows: Sequence[Sequence[int]], cond: np.ndarray) -> np.ndarray:
+        """Mean log-probability per predicted token of each token-id row (each starts with <BOS>), one
+        conditioning row per token row: the GRU (torch's gate layout) unrolled in numpy."""
+        w = self.weights
+        width = max(len(r) for r in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)  # <PAD> is id 0
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+        embedding = w["token_embedding.weight"]
+        w_ih, w_hh, b_ih, b_hh = (w[f"gru.{n}_l0"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        hidden = w_hh.shape[1]
+        h = np.tanh(cond @ w["initial_state.weight"].T + w["initial_state.bias"])
+        # The conditioning half of every step's input is the same: its input projection is computed once.
+        cond_gates = cond @ w_ih[:, embedding.shape[1] :].T + b_ih
+        outputs = []
+        for step in range(width - 1):
+            gi = embedding[ids[:, step]] @ w_ih[:, : embedding.shape[1]].T + cond_gates
+            gh = h @ w_hh.T + b_hh
+            r = _sigmoid(gi[:, :hidden] + gh[:, :hidden])
+            z = _sigmoid(gi[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden])
+            n = np.tanh(gi[:, 2 * hidden :] + r * gh[:, 2 * hidden :])
+            h = (1.0 - z) * n + z * h
+            outputs.append(h)
+        projected = np.stack(outputs, 1) @ w["to_embedding.weight"].T + w["to_embedding.bias"]
+        logits = projected @ embedding.T + w["output_bias"]
+        top = logits.max(-1, keepdims=True)
+        log_norm = top[..., 0] + np.log(np.exp(logits - top).sum(-1))
+        targets = ids[:, 1:]
+        chosen = np.take_along_axis(logits, targets[..., None], -1)[..., 0] - log_norm
+        mask = (targets != 0).astype(np.float32)
+        return (chosen * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
 
     def save(self, directory: str | Path) -> None:
         """Write weights, then the config naming their sha256; a crash in between leaves a checkpoint that
         ``load_writer`` refuses (never one that loads with the wrong weights)."""
-        from safetensors.torch import save
+        from safetensors.numpy import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        weights = save({k: v.contiguous() for k, v in self.decoder.state_dict().items()})
+        weights = save({k: np.ascontiguousarray(v) for k, v in self.weights.items()})
         payload = {
             "format": FORMAT_VERSION,
             "weights_sha256": hashlib.sha256(weights).hexdigest(),
@@ -249,10 +211,33 @@ class WriterModel:
         fsync_dir(directory)
 
 
+def _check_shapes(config: WriterConfig, weights: dict[str, np.ndarray]) -> None:
+    e, c, h, v = config.embed_dim, config.cond_dim, config.hidden_dim, config.vocab_size
+    expected = {
+        "token_embedding.weight": (v, e),
+        "attribute_embedding.weight": (len(config.attribute_vocab) + 1, e),
+        "condition.weight": (c, config.latent_dim + 2 * e),
+        "condition.bias": (c,),
+        "initial_state.weight": (h, c),
+        "initial_state.bias": (h,),
+        "gru.weight_ih_l0": (3 * h, e + c),
+        "gru.weight_hh_l0": (3 * h, h),
+        "gru.bias_ih_l0": (3 * h,),
+        "gru.bias_hh_l0": (3 * h,),
+        "to_embedding.weight": (e, h),
+        "to_embedding.bias": (e,),
+        "output_bias": (v,),
+    }
+    got = {name: tuple(array.shape) for name, array in weights.items()}
+    if got != expected:
+        wrong = sorted(n for n in expected.keys() | got.keys() if got.get(n) != expected.get(n))
+        raise ValueError(f"weights {', '.join(wrong)} do not match the config's sizes")
+
+
 def load_writer(directory: str | Path, latent_dim: int | None = None, embedding_model: str | None = None):
     """Load a writer saved by ``WriterModel.save``; refuse a corrupt one or one trained for other inputs."""
     from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors.numpy import load
 
     directory = Path(directory)
     try:
@@ -261,10 +246,10 @@ def load_writer(directory: str | Path, latent_dim: int | None = None, embedding_
             raise WriterModelError(f"writer checkpoint format {payload.get('format')} is not {FORMAT_VERSION}")
         config = WriterConfig(**payload["config"])
         lexicon = Lexicon.from_dict(payload["lexicon"])
-        weights = (directory / WEIGHTS_FILE).read_bytes()
-        if hashlib.sha256(weights).hexdigest() != payload.get("weights_sha256"):
+        data = (directory / WEIGHTS_FILE).read_bytes()
+        if hashlib.sha256(data).hexdigest() != payload.get("weights_sha256"):
             raise ValueError("weights do not match the checksum in the config (torn or altered)")
-        state = load(weights)
+        weights = load(data)
     except FileNotFoundError as exc:
         raise WriterModelError(f"no writer checkpoint in {directory} (run `critic train writer`)") from exc
     except (ValueError, KeyError, TypeError, SafetensorError) as exc:
@@ -273,10 +258,8 @@ def load_writer(directory: str | Path, latent_dim: int | None = None, embedding_
         raise WriterModelError(f"writer expects latent dim {config.latent_dim}, the style model gives {latent_dim}")
     if embedding_model and config.embedding_model and embedding_model != config.embedding_model:
         raise WriterModelError(f"writer was trained with embeddings of {config.embedding_model}, not {embedding_model}")
-    decoder = DraftDecoder(config)
     try:
-        decoder.load_state_dict(state)
-    except RuntimeError as exc:
+        _check_shapes(config, weights)
+    except ValueError as exc:
         raise WriterModelError(f"writer weights in {directory} do not match its config: {exc}") from exc
-    decoder.eval()
-    return WriterModel(decoder, lexicon)
+    return WriterModel(config, lexicon, weights)

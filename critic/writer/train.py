@@ -12,20 +12,9 @@ import numpy as np
 import torch
 
 from critic.records import Artwork
+from critic.writer.decoder import DraftDecoder, conditioning_inputs, decoder_weights, padded
 from critic.writer.lexicon import Lexicon, build_lexicon
-from critic.writer.model import (
-    BOS,
-    EOS,
-    PAD,
-    DraftDecoder,
-    WriterConfig,
-    WriterModel,
-    attribute_tokens,
-    build_vocab,
-    conditioning_inputs,
-    padded,
-    tokenize,
-)
+from critic.writer.model import BOS, EOS, PAD, WriterConfig, WriterModel, attribute_tokens, build_vocab, tokenize
 from critic.writer.slots import delexicalise, sentences
 
 
@@ -188,7 +177,7 @@ def train_writer(
         "seconds": time.perf_counter() - started,
         "history": history,
     }
-    return WriterModel(decoder, lexicon), metrics
+    return WriterModel(model_config, lexicon, decoder_weights(decoder)), metrics
 
 
 @torch.no_grad()
