@@ -1,12 +1,16 @@
-"""Serving the API with gunicorn (threaded workers), each worker loading its own Service.
+"""Serving the API with gunicorn (threaded workers) forked from a master that loaded the build.
 
-Workers load the build after the fork rather than sharing one loaded in the master (``preload_app``):
-torch's thread pools and the SQLite connections must not cross a fork, and a crashed worker comes back
-on its own with a fresh load.
+The master loads the Service (store, style model, memory-mapped index, writer) before it forks (gunicorn's
+``preload_app``), so the workers share those pages instead of each loading a copy, and a worker that crashed
+comes back at once, caught up from the change feed by its first request. Nothing that breaks across a fork
+crosses one: the serving path runs no torch, the master starts no thread (FAISS's OpenMP pool is held at one
+thread, the tokenizer's pool is off), database connections are per process (critic.sql, critic.embed), and
+each worker starts its own follower of other nodes' writes.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,8 +18,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from critic.follow import Follower
 from critic.home import Home, database_url
 from critic.repair import check_database
+from critic.service import Service
 
 
 class ServeError(ValueError):
@@ -36,22 +42,45 @@ class _Gunicorn(BaseApplication):
         return self.factory()
 
 
-def _share_cores(workers: int) -> Callable[[Any, Any], None]:
-    """A post-fork hook sizing each worker's torch thread pool to its share of the cores, and FAISS's to one.
+class _Preloaded:
+    """The app factory the master calls before forking, and the hook each worker runs after the fork."""
 
-    A search over the index is a few hundred microseconds of work; FAISS's default OpenMP threads made it cost
-    3.66 ms of CPU and 11.6 ms wall on 2 busy cores against 0.26 ms and 0.61 ms with one (bench/api.py's run in
-    docs/results.md). Requests already run side by side on the worker's threads.
-    """
+    def __init__(self, home: Home, overrides: Mapping[str, Any], workers: int):
+        self.home = home
+        self.overrides = dict(overrides)
+        self.workers = workers
+        self.service: Service | None = None
 
-    def post_fork(server: Any, worker: Any) -> None:
+    def app(self) -> Any:
         import faiss
-        import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        from api.app import create_app
+
+        faiss.omp_set_num_threads(1)  # an OpenMP pool started in the master would hang its forked workers
+        service = Service.load(self.home)
+        service.encode_text("warm up")  # the sentence model
+        service.writing  # noqa: B018 (the writer and the collection's lexicon, loaded now rather than per worker)
+        # The loaded objects stay where they are: a collection that ran over them would copy their pages into
+        # every worker.
+        gc.collect()
+        gc.freeze()
+        self.service = service
+        return create_app(self.overrides, service=service)
+
+    def post_fork(self, server: Any, worker: Any) -> None:
+        """Size the worker's thread pools to its share of the cores and follow other nodes' writes.
+
+        A search over the index is a few hundred microseconds of work; FAISS's default OpenMP threads made it
+        cost 3.66 ms of CPU and 11.6 ms wall on 2 busy cores against 0.26 ms and 0.61 ms with one
+        (bench/api.py's run in docs/results.md). Requests already run side by side on the worker's threads.
+        """
+        import faiss
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(max(1, (os.cpu_count() or 1) // self.workers), user_api="blas")
         faiss.omp_set_num_threads(1)
-
-    return post_fork
+        if self.service is not None and self.service.store.shared:
+            Follower(self.service).start()
 
 
 def serve(
@@ -76,17 +105,8 @@ def serve(
     if not 0 < port < 65536:
         raise ServeError(f"port must be in 1..65535, got {port}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    overrides = {**(config or {}), "HOME": str(home.root)}
-
-    # Imported before the fork, so the workers share these pages and skip the slow imports (the loaded
-    # models and any threads come after it, in each worker).
-    import sentence_transformers  # noqa: F401
-
-    from api.app import create_app
-
-    def factory() -> Any:
-        return create_app(overrides)
-
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # its thread pool would not survive the fork
+    preloaded = _Preloaded(home, {**(config or {}), "HOME": str(home.root)}, workers)
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
@@ -99,6 +119,7 @@ def serve(
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "critic-api",
-        "post_fork": _share_cores(workers),
+        "preload_app": True,
+        "post_fork": preloaded.post_fork,
     }
-    _Gunicorn(factory, options).run()
+    _Gunicorn(preloaded.app, options).run()

@@ -24,7 +24,8 @@ Two more rows measure what a flood of critiques does to reads: similar by id wit
 critiques as fast as they are answered, once with no cap on generations and once on a server whose only
 limit is the default cap on generations running at once (CRITIC_MAX_GENERATIONS), which answers the
 critiques beyond it 503 at once. A critique-latency row runs one connection, so each critique has the
-server to itself. The run ends with each server process's resident memory.
+server to itself. The run ends with each server process's memory: resident (RSS), proportional (PSS) and
+private (USS).
 
     python bench/api.py                                   # the build `critic` uses: about 4 minutes
     python bench/api.py --home DIR --duration 10 --workers 2 --threads 4 --json results.json
@@ -125,9 +126,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def memory_mb(pid: int) -> dict[str, float]:
+    """A process's resident set (RSS), its proportional share of it (PSS: each page shared by n processes
+    counts 1/n) and what it alone holds (USS: private pages), in MB, from /proc/<pid>/smaps_rollup."""
+    fields: dict[str, float] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for entry in rollup:
+            name, _, rest = entry.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0]) / 1024
+    return {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "uss": fields["Private_Clean"] + fields["Private_Dirty"],
+    }
 
 
 class Wrk:
@@ -306,8 +318,8 @@ def measure(home: Home, args, folder: Path) -> dict:
         report(row("critiques flooding (no cap)", "critic serve", args.hammer_connections, flood))
         pids = server.pids()
         memory = {
-            "master_mb": rss_mb(server.process.pid),
-            "workers_mb": [rss_mb(p) for p in pids if p != server.process.pid],
+            "master_mb": memory_mb(server.process.pid),
+            "workers_mb": [memory_mb(p) for p in pids if p != server.process.pid],
         }
     finally:
         server.kill()
@@ -376,8 +388,10 @@ def print_tables(result: dict, args) -> None:
             print(f"similar-by-id p99 with critiques flooding ({kind}): {times:.1f}x its p99 alone")
     memory = result["memory"]
     if memory:
-        workers = ", ".join(f"{mb:,.0f}" for mb in memory["workers_mb"])
-        print(f"resident memory: master {memory['master_mb']:,.0f} MB, workers {workers} MB")
+        print("\nmemory (MB)   RSS   PSS   USS   (PSS counts a page shared by n processes 1/n; USS: private pages)")
+        named = [("master", memory["master_mb"])] + [(f"worker {n}", m) for n, m in enumerate(memory["workers_mb"], 1)]
+        for name, m in named:
+            print(f"{name:<12}{m['rss']:>6,.0f}{m['pss']:>6,.0f}{m['uss']:>6,.0f}")
 
 
 def main() -> None:

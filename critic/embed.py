@@ -74,12 +74,20 @@ class EmbeddingCache:
     def __init__(self, path: str | Path, model_id: str = MODEL_ID):
         self.path = str(path)
         self.model_id = model_id
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._pid = 0
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))"
         )
         self._db.commit()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # A connection never crosses a fork: the API's workers fork from a master that loaded the build.
+        if self._pid != os.getpid():
+            self._connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._pid = os.getpid()
+        return self._connection
 
     def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

@@ -79,7 +79,7 @@ class Service:
     def _load_or_new_index(self, log: Callable[[str], None]) -> VectorIndex:
         dim = self.style.index_dim
         try:
-            return VectorIndex.load(self.home.index_dir, dim=dim, identity=self.identity)
+            return VectorIndex.load(self.home.index_dir, dim=dim, identity=self.identity, mapped=True)
         except IndexStoreError as exc:
             if self.home.index_dir.exists():
                 log(f"index: {exc}; rebuilding it from the store")

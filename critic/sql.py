@@ -2,8 +2,9 @@
 
 ArtworkStore, KeyStore and RateLimiter write their SQL once, with ``?`` placeholders and statements both engines
 accept (``INSERT ... ON CONFLICT``), and run it in ``with db.transaction(...)`` blocks. This module opens the
-connections (one per thread: neither engine lets threads share one mid-transaction) and gives each engine's
-meaning to a transaction's two options:
+connections (one per thread, as neither engine lets threads share one mid-transaction, and one per process:
+the API's workers fork from a master that loaded the build, and a connection must not cross a fork) and gives
+each engine's meaning to a transaction's two options:
 
 * ``lock="name"``: a write that excludes every other write under that name until it commits, so numbers it
   draws (the change feed's) commit in order. SQLite: the file's write lock (``BEGIN IMMEDIATE``); PostgreSQL: a
@@ -24,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -111,12 +113,12 @@ class SqliteDatabase:
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
-        if db is None:
+        if db is None or self._local.pid != os.getpid():
             db = sqlite3.connect(self.location, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             if self.location != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
-            self._local.db = db
+            self._local.db, self._local.pid = db, os.getpid()
         return db
 
     @contextmanager
@@ -170,8 +172,9 @@ class PostgresDatabase:
 
     def _connection(self) -> Any:
         db = getattr(self._local, "db", None)
-        if db is None or db.closed:
+        if db is None or db.closed or self._local.pid != os.getpid():
             db = self._local.db = self.connect()
+            self._local.pid = os.getpid()
         return db
 
     @contextmanager

@@ -23,6 +23,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+from faiss.contrib.inspect_tools import get_invlist
 
 from critic.atomic import fsync_dir, write_atomically
 from critic.vectors import normalise
@@ -134,6 +135,7 @@ class VectorIndex:
         self.pq_threshold = pq_threshold
         self.nprobe = nprobe
         self._index: faiss.Index = _new_flat(dim)
+        self._mapped = False  # the FAISS structure is a read-only memory map of the saved file (load(mapped=True))
         self._trained_count = 0
         # Keys are dense int64 FAISS ids handed out in order and never reused, so that a filter can travel
         # to FAISS as a bitmap (cheap to build for any share of the collection) rather than a hash set.
@@ -310,6 +312,7 @@ class VectorIndex:
             keys[fresh] = np.arange(self._next_key, self._next_key + int(fresh.sum()))
             self._next_key += int(fresh.sum())
             replaced = np.array([k for i, k in zip(ids, keys.tolist(), strict=True) if i in self._keys], np.int64)
+            self._writable()
             if len(replaced):
                 self._index.remove_ids(replaced)
             if self.kind == "flat" and self._index.ntotal + len(keys) >= self.ivf_threshold:
@@ -332,6 +335,7 @@ class VectorIndex:
             if not present:
                 return 0
             gone = np.array([self._keys[i] for i in present], dtype=np.int64)
+            self._writable()
             self._index.remove_ids(gone)
             self._set_live(gone, False)
             for artwork_id in present:
@@ -399,9 +403,18 @@ class VectorIndex:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, dim: int | None = None, identity: Mapping[str, Any] | None = None
+        cls,
+        path: str | Path,
+        *,
+        dim: int | None = None,
+        identity: Mapping[str, Any] | None = None,
+        mapped: bool = False,
     ) -> VectorIndex:
         """Load a saved index, checked whole and, when given, against the expected ``dim`` and ``identity``.
+
+        ``mapped`` memory-maps the vectors (or IVF lists) from the file instead of copying them into the
+        process: every process that serves the index shares one copy in the page cache. A mapped index is
+        read-only to FAISS, so the first change copies it into memory (``_writable``).
 
         Raises IndexMissingError (nothing saved there), IndexCorruptError (a file missing, truncated or not
         matching its checksum) or IndexMismatchError (another format, dimension or identity).
@@ -423,7 +436,14 @@ class VectorIndex:
                 raise IndexMismatchError(f"index at {folder} was built for another {', '.join(differing)}")
         data = {role: _read_checked(folder, entry) for role, entry in manifest["files"].items()}
         try:
-            faiss_index = faiss.deserialize_index(np.frombuffer(data["index"], dtype=np.uint8))
+            if mapped:
+                del data["index"]  # checked; FAISS maps the file itself
+                # A flat index maps its vectors (IO_FLAG_MMAP_IFC), an IVF index its inverted lists (IO_FLAG_MMAP).
+                mapping = faiss.IO_FLAG_MMAP_IFC if manifest["index_type"] == "flat" else faiss.IO_FLAG_MMAP
+                flags = mapping | faiss.IO_FLAG_READ_ONLY
+                faiss_index = faiss.read_index(str(folder / manifest["files"]["index"]["name"]), flags)
+            else:
+                faiss_index = faiss.deserialize_index(np.frombuffer(data["index"], dtype=np.uint8))
             listing = json.loads(data["ids"])
             ids, keys, fingerprints = listing["ids"], listing["keys"], listing["fingerprints"]
             next_key = int(listing["next_key"])
@@ -445,6 +465,7 @@ class VectorIndex:
             pq_threshold=int(manifest.get("pq_threshold", DEFAULT_PQ_THRESHOLD)),
         )
         index._index = faiss_index
+        index._mapped = mapped
         index._trained_count = manifest["trained_count"]
         index._keys = dict(zip(ids, keys, strict=True))
         index._ids = dict(zip(keys, ids, strict=True))
@@ -519,6 +540,25 @@ class VectorIndex:
         ids = self._ids
         return _by_score_then_id([(ids[key], s) for s, key in zip(scores.tolist(), keys.tolist(), strict=True)])[:k]
 
+    def _writable(self) -> None:
+        """Copy a memory-mapped FAISS structure into memory before changing it (FAISS aborts the process on a
+        write to a mapped flat index)."""
+        if not self._mapped:
+            return
+        if isinstance(self._index, faiss.IndexIVF):
+            # The lists are an on-disk structure that serialises as a reference to the file: copy list by list.
+            mapped = self._index.invlists
+            lists = faiss.ArrayInvertedLists(mapped.nlist, mapped.code_size)
+            for number in range(mapped.nlist):
+                ids, codes = get_invlist(mapped, number)
+                if len(ids):
+                    lists.add_entries(number, len(ids), faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+            lists.this.disown()  # the index owns (and frees) them from here on
+            self._index.replace_invlists(lists, True)
+        else:
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+        self._mapped = False
+
     def _set_live(self, keys: np.ndarray, live: bool) -> None:
         if len(keys) and keys.max() >= len(self._live):
             grown = np.zeros(max(2 * len(self._live), int(keys.max()) + 1), dtype=bool)
@@ -532,6 +572,7 @@ class VectorIndex:
     def _reset(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the FAISS structure by one of the type the size calls for, holding exactly these vectors."""
         self._index, self._trained_count = self._structure_for(len(keys), vectors)
+        self._mapped = False
         if len(keys):
             self._index.add_with_ids(vectors, keys)
 

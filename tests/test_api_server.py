@@ -47,6 +47,19 @@ def test_similar_by_id_and_by_text(server, some_id):
     assert by_text.headers["Server"].startswith("gunicorn")
 
 
+def test_workers_serve_without_torch_or_scikit_learn(server, some_id):
+    """The read path is numpy, FAISS and ONNX Runtime: neither torch (about 300 MB a worker) nor scikit-learn
+    (about 170 MB with pandas and scipy) is mapped into any server process after searches and a critique."""
+    assert requests.get(server.url(f"/api/v1/artworks/{some_id}/critique?tone=critique"), timeout=60).ok
+    assert requests.post(server.url("/api/v1/similar"), json={"text": "a gilt clock", "k": 2}, timeout=30).ok
+    pids = server.pids()
+    assert len(pids) == 3  # the master that loaded the build and its two workers
+    for pid in pids:
+        with open(f"/proc/{pid}/maps") as maps:
+            libraries = {line.split()[-1] for line in maps if line.rstrip().endswith(".so") or ".so." in line}
+        assert not [p for p in libraries if "libtorch" in p or "/sklearn/" in p or "/scipy/" in p], pid
+
+
 def test_an_added_artwork_is_searchable_at_once_on_every_worker(server, home):
     key = {"X-API-Key": create_key(home, "server-writer")}
     artwork = {

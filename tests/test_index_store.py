@@ -196,6 +196,29 @@ def test_save_and_load_give_identical_results(data, kind, tmp_path):
     assert "a0009" not in {i for i, _ in loaded.search(vectors[9], k=5)}
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_memory_mapped_index_searches_alike_and_is_copied_into_memory_on_the_first_change(data, kind, tmp_path):
+    ids, vectors = data
+    index = build(data, kind)
+    index.save(tmp_path / "idx")
+    mapped = VectorIndex.load(tmp_path / "idx", dim=DIM, identity={}, mapped=True)
+    assert mapped._mapped
+    allowed = set(ids[::3])
+    for q in (0, 9, 333):
+        assert mapped.search(vectors[q], k=15) == index.search(vectors[q], k=15)
+        assert mapped.search(vectors[q], k=15, allow=allowed) == index.search(vectors[q], k=15, allow=allowed)
+    # FAISS aborts the whole process on a write to a mapped flat index: each change must copy it first.
+    for changed in (index, mapped):
+        changed.upsert(["a0001", "new"], vectors[[2, 3]], ["fp", "fp2"])
+        changed.remove(["a0009"])
+    assert not mapped._mapped and mapped.fingerprint("new") == "fp2"
+    for q in (1, 9, 333):
+        assert mapped.search(vectors[q], k=15) == index.search(vectors[q], k=15)
+    remapped = VectorIndex.load(tmp_path / "idx", dim=DIM, identity={}, mapped=True)
+    remapped.remove(["a0002"])  # a remove alone copies too
+    assert "a0002" not in {i for i, _ in remapped.search(vectors[2], k=5)}
+
+
 def test_the_manifest_records_identity_sizes_and_checksums(data, tmp_path):
     ids, vectors = data
     identity = {"embedding_model": "all-MiniLM-L6-v2", "vae": "sha256:abc", "latent_dim": DIM}
