@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from critic.labels import label_of
-from critic.records import Artwork
+from critic.records import Artwork, fold_case
 from critic.vectors import normalise
 
 EVAL_LABELS = ("period", "style", "culture", "classification")
@@ -107,7 +107,7 @@ def tfidf_scorer(texts: Sequence[str]) -> Scorer:
 
 def other_creators(records: Sequence[Artwork]) -> Blocker:
     """Rules out, for each query, the candidates that share any of its creators (case and spacing ignored)."""
-    keys = [{" ".join(c.split()).casefold() for c in r.creators if c.strip()} for r in records]
+    keys = [{fold_case(c) for c in r.creators if c.strip()} for r in records]
     rows_of: dict[str, list[int]] = {}
     for row, names in enumerate(keys):
         for name in names:

@@ -25,6 +25,16 @@ TEXT_FIELDS = (
 LABEL_FIELDS = ("period", "style", "culture", "classification", "object_type")
 
 
+
+def fold_case(text: str) -> str:
+    """Case-folded with single spaces: how names and filter values compare (creators, cultures, metadata keys).
+
+    Example:
+        >>> fold_case("  Giovanni  di PAOLO ")
+        'giovanni di paolo'
+    """
+    return " ".join(str(text).casefold().split())
+
 @dataclass
 class Artwork:
     """One artwork. ``id`` is the source catalog's own id, as a string.

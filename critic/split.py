@@ -17,7 +17,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from critic.records import Artwork
+from critic.records import Artwork, fold_case
 
 
 def split_by_creator(
@@ -114,7 +114,7 @@ def _shuffled_groups(records: Sequence[Artwork], seed: int) -> list[list[int]]:
 
 def _group_keys(record: Artwork) -> Iterator[tuple[str, str]]:
     if record.creators:
-        yield "creator", " ".join(record.creators[0].split()).casefold()
+        yield "creator", fold_case(record.creators[0])
     description = " ".join(record.description.split())
     if description:
         yield "description", description

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from critic.records import Artwork
-from index.filters import fold_case
+from critic.records import Artwork, fold_case
 
 #: Record fields compared between a result and the artwork it was found for, in the order lines appear.
 COMPARED_FIELDS = ("period", "style", "culture", "classification", "object_type", "medium")

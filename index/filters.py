@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from critic.records import Artwork
+from critic.records import Artwork, fold_case
 from index.errors import FilterError
 
 LIST_FIELDS = ("creators", "keywords")
@@ -163,11 +163,6 @@ def _parse_range(expression: str, text: str) -> tuple[int | None, int | None]:
     if low is not None and high is not None and low > high:
         raise FilterError(f"bad filter {expression!r}: range {low}..{high} is empty")
     return low, high
-
-
-def fold_case(text: str) -> str:
-    """Case-folded with single spaces: the form filters compare."""
-    return " ".join(str(text).casefold().split())
 
 
 def field_values(record: Artwork, name: str) -> list[str]:

@@ -16,10 +16,10 @@ from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
-from critic.records import Artwork
+from critic.records import Artwork, fold_case
 from index.errors import IndexMismatchError, QueryError, UnknownArtworkError
 from index.explain import explain
-from index.filters import Condition, FilterIndex, fold_case, parse_where
+from index.filters import Condition, FilterIndex, parse_where
 from index.mmr import MIN_POOL, POOL_STEP, mmr_order, pool_size
 from index.store import VectorIndex
 

@@ -14,9 +14,9 @@ from api.schemas import Critique, NewArtwork, Recommendations
 from api.testing import NO_LIMITS, copy_home
 from critic.home import Home
 from critic.keys import create_key
+from critic.records import fold_case
 from critic.service import Service
 from critic.store import ArtworkStore
-from index.filters import fold_case
 
 
 @pytest.fixture(scope="module")
