@@ -173,7 +173,7 @@ class Service:
             if not changed:
                 return 0
             try:
-                present = [r for r in (self.store.get(i) for i in changed) if r is not None]
+                present = self.store.get_many(changed)
                 for gone in set(changed) - {r.id for r in present}:
                     self.recommender.remove(gone)
                 self._index_records(present)

@@ -26,6 +26,7 @@ def test_upsert_get_delete_round_trip(location):
     assert store.get("1").title == "Amphora"
     assert store.get("1").metadata == {"Dynasty": "Ming"}
     assert store.ids() == ["1", "2"]
+    assert [r.title for r in store.get_many(["2", "nope", "1", "2"])] == ["Bowl", "Amphora"]
     assert store.delete("2") is True
     assert store.delete("2") is False
     assert store.get("2") is None
