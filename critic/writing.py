@@ -106,16 +106,21 @@ class Writing:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._rebuilding: threading.Thread | None = None
-        self.pregenerated = self._open_pregenerated()
+        self._pregenerated: CritiqueStore | None = None
         self._state = self._build_state()
 
     # ------------------------------------------------------------------ state
-    def _open_pregenerated(self) -> CritiqueStore | None:
-        try:
-            return open_critiques(self.service.home, self.service.store)
-        except StoreError as exc:  # derived data: without it every critique is written on request, as before
-            log.warning("pre-generated critiques unusable, writing every critique on request: %s", exc)
-            return None
+    @property
+    def pregenerated(self) -> CritiqueStore | None:
+        """The pre-generated critiques, opened once `critic critique --all` has written any: serving never
+        creates their SQLite file (a shared PostgreSQL store holds them beside the artworks)."""
+        home, store = self.service.home, self.service.store
+        if self._pregenerated is None and (store.shared or home.critiques_path.exists()):
+            try:
+                self._pregenerated = open_critiques(home, store)
+            except StoreError as exc:  # derived data: without it every critique is written on request, as before
+                log.warning("pre-generated critiques unusable, writing every critique on request: %s", exc)
+        return self._pregenerated
 
     def _gates(self, records: list[Artwork], lexicon: Lexicon) -> None:
         """The fluency gate and attribute thresholds saved beside the writer, or made now from the collection's
@@ -231,13 +236,14 @@ class Writing:
 
     def stored(self, record: Artwork, tone: str, seed: int) -> Critique | None:
         """The pre-generated critique of ``record`` (as it stands) in ``tone`` with ``seed``, if it is current."""
-        if self.pregenerated is None:
+        critiques = self.pregenerated
+        if critiques is None:
             return None
         try:
-            found = self.pregenerated.get(record.id, tone, seed)
+            found = critiques.get(record.id, tone, seed)
             if found is None or not found.stamp.current(record.version(), self.writer_version, self._version_now):
                 return None
-        except self.pregenerated.db.errors as exc:  # a critique can still be written: do that instead
+        except critiques.db.errors as exc:  # a critique can still be written: do that instead
             log.warning("pre-generated critique of %s unreadable (%s): writing it", record.id, exc)
             return None
         return _critique_from_json(found.critique)

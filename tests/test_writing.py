@@ -42,10 +42,13 @@ def test_drafting_leaves_the_embedding_cache_unchanged(service, writing):
 
 
 def test_the_critique_cache_stays_within_its_bound(service, writing):
+    service.home.critiques_path.unlink(missing_ok=True)
     records = service.store.all()[:12]
     for record in records:
         writing.critique(record, "label", 0)
     assert writing.cached() == 5
+    # Looking for pre-generated critiques before any were written creates no file for them.
+    assert writing.pregenerated is None and not service.home.critiques_path.exists()
     again = writing.critique(records[-1], "label", 0)
     assert writing.cached() == 5 and again.to_json() == writing.critique(records[-1], "label", 0).to_json()
 
