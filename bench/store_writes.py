@@ -54,8 +54,8 @@ def catalogue(count: int, prefix: str, source: Sequence[Artwork]) -> list[Artwor
 
 
 def server_cpu_s(postmaster: int | None) -> float:
-    """CPU seconds used so far by a PostgreSQL server's live processes (the postmaster and its backends); 0 for
-    none. Read from /proc, so that CPU per record counts the server's share, which a busy machine cannot inflate."""
+    """CPU seconds used so far by a PostgreSQL server's processes (the postmaster and its backends); 0 for none.
+    Read from /proc, so that CPU per record counts the server's share: steadier than a rate on a busy machine."""
     if postmaster is None:
         return 0.0
     total = 0
@@ -153,7 +153,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="store-writes-") as folder:
         print("sqlite (WAL, synchronous=FULL)", flush=True)
         results["sqlite"] = measure(str(Path(folder) / "artworks.sqlite"), source, args)
-    server = PostgresServer(fsync=True).start()
+    try:
+        server = PostgresServer(fsync=True).start()
+    except FileNotFoundError as exc:  # no PostgreSQL binaries: the SQLite figures alone would compare nothing
+        parser.exit(2, f"store_writes.py: {exc}\n")
     try:
         print(f"postgresql (loopback, fsync=on, {server.bin.parent.name})", flush=True)
         postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
