@@ -1,9 +1,11 @@
-"""A real API server in a subprocess on a free loopback port, for tests and benchmarks."""
+"""Real servers in subprocesses on free loopback ports, for tests and benchmarks: the API, and a throwaway
+PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -161,6 +163,66 @@ class LiveServer(ServerProcess):
     def start(self, timeout: float = 180.0) -> LiveServer:
         super().start(timeout)
         return self
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL server from the machine's own binaries (Debian's ``postgresql`` package), on a free
+    loopback port with trust authentication; as root it runs as the ``postgres`` user (initdb refuses root).
+
+    ``fsync=False`` (the tests: they kill API nodes, never this server) spares the shared disk; a benchmark of write
+    rates wants ``fsync=True``, PostgreSQL's own default, so that a commit waits for the disk as SQLite's does.
+
+    Example:
+        server = PostgresServer().start()
+        store = ArtworkStore(server.database("art"))
+        server.stop()
+    """
+
+    def __init__(self, fsync: bool = False):
+        found = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+        if found is None:
+            raise FileNotFoundError("no PostgreSQL binaries (initdb): scripts/install-postgresql.sh installs them")
+        self.bin = Path(found).resolve().parent
+        self.fsync = fsync
+        self.root = Path(tempfile.mkdtemp(prefix="critic-pg-"))  # not under pytest's 0700 root-owned folders
+        self.data = self.root / "data"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.port = 0
+
+    def _run(self, *argv: str) -> None:
+        done = subprocess.run([*self.as_user, *argv], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"{argv[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+    def start(self) -> PostgresServer:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        self.port = free_port()
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   f"-c fsync={'on' if self.fsync else 'off'}")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o", options,
+                  "start")
+        return self
+
+    def database(self, name: str) -> str:
+        """The URL of a new, empty database called ``name``."""
+        import psycopg  # only PostgreSQL setups install the driver
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.port:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def post_until_down(url: str, key: str, acknowledged: list[str], stop: threading.Event, batch: str = "crash") -> None:

@@ -73,7 +73,7 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     truth_count = min(len(queries), args.recall_queries)
     truth = [[ids[n] for n in line] for line in exact_neighbours(vectors, queries[:truth_count])]
     (p50, cpu50), (p99, cpu99) = np.percentile(ms, [50, 99], axis=0)
-    kind = f"ivf nlist={index.nlist} nprobe={index.nprobe}" if index.kind == "ivf" else "flat (exact)"
+    kind = f"{index.kind} nlist={index.nlist} nprobe={index.nprobe}" if index.nlist else "flat (exact)"
     return {
         "size": size,
         "index": kind,

@@ -81,7 +81,7 @@ def bench_size(size: int, args: argparse.Namespace) -> list[str]:
         index_bytes = len(faiss.serialize_index(index._index)) / size
         memory = f"{index_bytes:.0f}/{per_vector:.0f}"
         for nprobe in [None] if kind == "flat" else args.nprobe:
-            name = "flat (exact)" if nprobe is None else f"ivf nlist={index.nlist} nprobe={nprobe}"
+            name = "flat (exact)" if nprobe is None else f"{index.kind} nlist={index.nlist} nprobe={nprobe}"
             index.nprobe = nprobe or index.nprobe
             count = args.queries if kind == "ivf" or size <= 200_000 else min(args.queries, 200)
             ms, found = timed_searches(index, queries[:count])
@@ -96,7 +96,7 @@ def bench_size(size: int, args: argparse.Namespace) -> list[str]:
             filtered_truth = [[ids[allowed_rows[n]] for n in line] for line in best]
             index.nprobe = DEFAULT_NPROBE
             ms, found = timed_searches(index, queries[:count], allow=allow)
-            base = "flat" if kind == "flat" else f"ivf nprobe={DEFAULT_NPROBE}"
+            base = "flat" if kind == "flat" else f"{index.kind} nprobe={DEFAULT_NPROBE}"
             label = f"{base} + filter {share:.1%} of ids"
             lines.append(row(size, label, "", "", ms, recall(found, filtered_truth)))
         del index
