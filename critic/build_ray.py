@@ -69,7 +69,8 @@ class Shard:
 
 class RayEngine:
     """critic.build's per-record steps on Ray: joins the cluster at ``address`` (None: the one this process is
-    connected to, else a local Ray on this machine's cores).
+    connected to, else a local Ray on this machine's cores), with one actor per CPU, at most ``workers`` (a
+    local Ray then gets that many CPUs).
 
     Example:
         >>> from critic.build import build
@@ -78,10 +79,13 @@ class RayEngine:
         {'total': 4, 'computed': 4}
     """
 
-    def __init__(self, address: str | None = None, shard_size: int = SHARD_SIZE, sample_size: int = SAMPLE_SIZE):
-        if shard_size < 1 or sample_size < 1:
-            raise ValueError(f"shard size and sample size must be positive, got {shard_size} and {sample_size}")
+    def __init__(self, address: str | None = None, shard_size: int = SHARD_SIZE, sample_size: int = SAMPLE_SIZE,
+                 workers: int | None = None):
+        if shard_size < 1 or sample_size < 1 or (workers is not None and workers < 1):
+            raise ValueError(f"shard size, sample size and workers must be positive, got {shard_size}, "
+                             f"{sample_size} and {workers}")
         self.address, self.shard_size, self.sample_size = address, shard_size, sample_size
+        self.max_workers = workers
         self.workers = 0
         self.shards: dict[str, dict[str, int]] = {}
         self.sampled = 0
@@ -90,8 +94,9 @@ class RayEngine:
     @contextlib.contextmanager
     def session(self, progress: bool, log: Callable[[str], None]) -> Iterator[None]:
         ray.data.DataContext.get_current().enable_progress_bars = progress
-        with ray_connection(self.address):
-            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        with ray_connection(self.address, self.max_workers):
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self.workers = min(cpus, self.max_workers or cpus)
             log(f"ray: {self.workers} worker(s) on {len(ray.nodes())} node(s)")
             yield
 

@@ -26,14 +26,13 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from critic.build import build  # noqa: E402
+from critic.build_parity import cosines, model_latents, neighbour_overlap, shard_latents  # noqa: E402
 from critic.build_ray import EMBED, ENCODE, RayEngine, sampled_ids, vector_matrix  # noqa: E402
 from critic.cli import main  # noqa: E402
-from critic.embed import EmbeddingCache, embed_texts, load_encoder  # noqa: E402
+from critic.embed import load_encoder  # noqa: E402
 from critic.home import Home  # noqa: E402
 from critic.records import Artwork  # noqa: E402
 from critic.split import Split  # noqa: E402
-from critic.store import ArtworkStore  # noqa: E402
-from critic.style_model import load_style_model  # noqa: E402
 from critic.train import TrainConfig  # noqa: E402
 from critic.vae import VAEConfig  # noqa: E402
 from index.store import VectorIndex  # noqa: E402
@@ -136,28 +135,16 @@ def test_embeddings_match_the_single_process_encoder(ray_build):
 
 @pytest.mark.slow
 def test_latents_match_the_single_process_build(ray_build, single_home):
-    home = ray_build[0]
-    table = shard_rows(home, ENCODE, ["id", "latent"])
-    ray_latents = dict(zip(table["id"].to_pylist(), vector_matrix(table["latent"]), strict=True))
-    records = ArtworkStore(single_home.store_path).all()
-    embeddings, encoded = embed_texts([r.text() for r in records], EmbeddingCache(single_home.cache_path))
-    single = load_style_model(single_home.vae_dir).latents(embeddings, records)
-    assert encoded == 0 and len(ray_latents) == len(records)
-    theirs = np.stack([ray_latents[r.id] for r in records])
-    cosine = (single * theirs).sum(1) / np.linalg.norm(single, axis=1) / np.linalg.norm(theirs, axis=1)
-    assert cosine.min() >= 0.999
+    ray_latents, single = shard_latents(ray_build[0]), model_latents(single_home)
+    assert ray_latents.keys() == single.keys()
+    assert cosines(single, ray_latents).min() >= 0.999
 
 
 @pytest.mark.slow
 def test_top_ten_neighbours_match(ray_build, single_home):
     ours, theirs = VectorIndex.load(ray_build[0].index_dir), VectorIndex.load(single_home.index_dir)
-    queries = random.Random(0).sample(theirs.ids(), 200)
-
-    def top10(index: VectorIndex, artwork_id: str) -> list[str]:
-        return [i for i, _ in index.search(index.vector(artwork_id), k=10, exclude=[artwork_id])]
-
-    overlap = [len(set(top10(ours, q)) & set(top10(theirs, q))) / 10 for q in queries]
-    assert np.mean(overlap) >= 0.99 and min(overlap) >= 0.8
+    overlap = neighbour_overlap(ours, theirs, random.Random(0).sample(theirs.ids(), 200))
+    assert overlap.mean() >= 0.99 and overlap.min() >= 0.8
 
 
 @pytest.mark.slow
