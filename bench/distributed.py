@@ -17,18 +17,22 @@ one `critic` uses) cut to its first --critiques artworks, as tests/test_pregener
 worker, local `--workers 2`, Ray with 1 and 2 actors, each into an empty critiques table. Critiques/s is the
 run's own figure, over the writing only (starting the workers, each loading the build, is shown apart).
 
-**--compare-bundled.** The bundled Walters collection built both ways (default and `--engine ray`, no writer)
+**--compare-bundled.** The bundled Walters collection built both ways (`critic build --engine ray --no-writer`,
+then `critic build --no-writer` starting from a copy of the Ray build's embedding cache, so it is embedded once)
 into two fresh homes, then compared with critic/build_parity.py, as tests/test_build_ray.py compares a
-2,000-record slice: the cosine between the Ray actors' latents and the default build's, the same for the two
-indexes' vectors, and the overlap of every artwork's top-10 neighbours.
+2,000-record slice: the embeddings taken over against this process's encoder on a sample, the cosine between the
+Ray actors' latents and the default build's, the same for the two indexes' vectors, and the overlap of every
+artwork's top-10 neighbours. Each build trains its own StyleVAE with the default schedule.
 
 The script removes OMP_NUM_THREADS and MKL_NUM_THREADS from the environment of every process it starts, so each
 engine takes the cores as it does for a user: the single process all of them, a Ray actor or a pool process its
-share.
+share. "load after" is the 1-minute load average as each row ends: on a machine shared with other work the
+figures are only as steady as it.
 
     python bench/distributed.py                                      # 100k records and 300 critiques
     python bench/distributed.py --records 2000 --critiques 100       # a quick check: a few minutes
-    python bench/distributed.py --no-build --no-critiques --compare-bundled   # about 15 minutes on 2 cores
+    python bench/distributed.py --no-build --no-critiques --compare-bundled   # about 20 minutes on 2 cores
+    python bench/distributed.py --no-build --no-critiques --compare-bundled --bundled-limit 500   # a quick check
     python bench/distributed.py --out DIR --json results.json        # keep the catalogue, homes and logs
 """
 
@@ -110,7 +114,8 @@ def measure_builds(work: Path, records: int, vae_epochs: int, seed: int) -> list
             info = pool.submit(build_once, str(catalogue), str(home), ray_workers, vae_epochs, str(log)).result()
         wall = time.perf_counter() - began
         t = info["timings"]
-        rows.append({"engine": name, "workers": info.get("engine", {}).get("workers", 1), "records": info["artworks"],
+        workers = info["engine"]["workers"] if ray_workers else f"1 process, {len(os.sched_getaffinity(0))} threads"
+        rows.append({"engine": name, "workers": workers, "load": os.getloadavg()[0], "records": info["artworks"],
                      "newly_embedded": info["newly_embedded"], "embed_s": t["embed_s"], "index_s": t["index_s"],
                      "texts_per_s": info["artworks"] / (t["embed_s"] + t["index_s"]), "vae_s": t["vae_s"],
                      "import_s": t["import_s"], "build_s": t["total_s"], "wall_s": wall})
@@ -141,20 +146,34 @@ def measure_pregeneration(work: Path, source: Home, artworks: int) -> list[dict]
         report, wall = critic(argv, work / f"critique-{len(rows)}.log")
         rows.append({"engine": name, **{k: report[k] for k in ("workers", "artworks", "written", "failed",
                                                                 "per_second", "load_seconds", "seconds")},
-                     "wall_s": wall})
+                     "wall_s": wall, "load": os.getloadavg()[0]})
     return rows
 
 
-def compare_bundled(work: Path, queries: int, seed: int) -> dict:
-    from critic.build_parity import cosines, model_latents, neighbour_overlap, shard_latents
+def compare_bundled(work: Path, limit: int | None, queries: int, seed: int) -> dict:
+    """The bundled collection built by `critic build --engine ray`, then by `critic build` starting from a copy of
+    the Ray build's embedding cache (as tests/test_build_ray.py does: the collection is embedded once, and the
+    embeddings it takes over are checked against this process's encoder on a sample), compared."""
+    from critic.build_parity import (
+        copy_embedding_cache,
+        cosines,
+        embeddings_beside_the_encoder,
+        model_latents,
+        neighbour_overlap,
+        shard_latents,
+    )
     from index.store import VectorIndex
 
-    single, ray = Home(work / "bundled-single"), Home(work / "bundled-ray")
+    ray, single = Home(work / "bundled-ray"), Home(work / "bundled-single")
+    sliced = ["--limit", str(limit)] if limit else []
     infos = {}
-    for home, extra in ((single, []), (ray, ["--engine", "ray"])):
+    for home, extra in ((ray, ["--engine", "ray"]), (single, [])):
         shutil.rmtree(home.root, ignore_errors=True)
-        infos[home], _ = critic(["build", "--home", str(home.root), "--no-writer", *extra],
+        if home == single:
+            copy_embedding_cache(ray, single)
+        infos[home], _ = critic(["build", "--home", str(home.root), "--no-writer", *sliced, *extra],
                                 work / f"{home.root.name}.log")
+    taken, encoded = embeddings_beside_the_encoder(ray, 200, seed)
     ours, theirs = VectorIndex.load(ray.index_dir), VectorIndex.load(single.index_dir)
     ids = theirs.ids()
     if sorted(ours.ids()) != sorted(ids):
@@ -166,6 +185,8 @@ def compare_bundled(work: Path, queries: int, seed: int) -> dict:
     overlap = neighbour_overlap(ours, theirs, asked)
     return {
         "artworks": len(ids),
+        "single_newly_embedded": infos[single]["newly_embedded"],
+        "embedding_max_difference": float(abs(taken - encoded).max()),
         "same_vae_training_data": infos[single]["vae"]["data_hash"] == infos[ray]["vae"]["data_hash"],
         "ray_workers": infos[ray]["engine"]["workers"],
         "latent_cosine": {"min": float(latent.min()), "median": float(statistics.median(latent))},
@@ -181,12 +202,12 @@ def print_builds(rows: list[dict]) -> None:
     print(f"\nBuild throughput: {base['records']:,} resampled records, `critic build --no-writer`, fresh home each; "
           "texts/s over embed_s + index_s (store, embed, encode, index)\n")
     print("| engine | workers | embed s | encode+index s | texts/s | vs single | VAE s | build s | process s "
-          "| vs single |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| vs single | load after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['engine']} | {r['workers']} | {r['embed_s']:.1f} | {r['index_s']:.1f} | {r['texts_per_s']:.0f} "
               f"| {r['texts_per_s'] / base['texts_per_s']:.2f}x | {r['vae_s']:.1f} | {r['build_s']:.1f} "
-              f"| {r['wall_s']:.1f} | {base['wall_s'] / r['wall_s']:.2f}x |")
+              f"| {r['wall_s']:.1f} | {base['wall_s'] / r['wall_s']:.2f}x | {r['load']:.1f} |")
     fresh = all(r["newly_embedded"] == r["records"] for r in rows)
     print(f"\nevery text embedded afresh (none from a cache): {fresh}")
 
@@ -195,18 +216,21 @@ def print_pregeneration(rows: list[dict]) -> None:
     base = rows[0]
     print(f"\nPre-generation: `critic critique --all` (tone critique, seed 0), {base['artworks']} artworks, empty "
           "table each run\n")
-    print("| engine | workers | written | failed | critiques/s | vs 1 worker | loading s | writing s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| engine | workers | written | failed | critiques/s | vs 1 worker | loading s | writing s | load after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['engine']} | {r['workers']} | {r['written']} | {r['failed']} | {r['per_second']:.1f} "
-              f"| {r['per_second'] / base['per_second']:.2f}x | {r['load_seconds']:.1f} | {r['seconds']:.1f} |")
+              f"| {r['per_second'] / base['per_second']:.2f}x | {r['load_seconds']:.1f} | {r['seconds']:.1f} "
+              f"| {r['load']:.1f} |")
 
 
 def print_comparison(c: dict) -> None:
     top = c["top10"]
     print(f"\nThe bundled collection built both ways ({c['artworks']:,} artworks; Ray with {c['ray_workers']} workers; "
-          f"builds {c['build_s']['single']:.0f} s and {c['build_s']['ray']:.0f} s; same VAE training data: "
-          f"{c['same_vae_training_data']})\n")
+          f"builds {c['build_s']['ray']:.0f} s and {c['build_s']['single']:.0f} s; same VAE training data: "
+          f"{c['same_vae_training_data']}; the default build took the Ray build's embeddings and embedded "
+          f"{c['single_newly_embedded']} texts itself; the embeddings differ from this process's encoder by at most "
+          f"{c['embedding_max_difference']:.1e} on 200 of them)\n")
     print("| measure | value |")
     print("|---|---|")
     for name in ("latent_cosine", "index_vector_cosine"):
@@ -229,6 +253,7 @@ def main() -> None:
     parser.add_argument("--no-critiques", action="store_true", help="skip the pre-generation throughput")
     parser.add_argument("--compare-bundled", action="store_true",
                         help="also build the bundled collection both ways and compare them (about 15 minutes)")
+    parser.add_argument("--bundled-limit", type=int, help="--compare-bundled: only the first N records (a quick check)")
     parser.add_argument("--queries", type=int, default=0,
                         help="--compare-bundled: artworks whose top-10 is compared (default 0: all)")
     parser.add_argument("--out", help="keep the catalogue, homes and logs here (default: a temporary folder)")
@@ -248,7 +273,7 @@ def main() -> None:
             results["pregeneration"] = measure_pregeneration(work, Home.resolve(args.critique_home), args.critiques)
             print_pregeneration(results["pregeneration"])
         if args.compare_bundled:
-            results["bundled"] = compare_bundled(work, args.queries, args.seed)
+            results["bundled"] = compare_bundled(work, args.bundled_limit, args.queries, args.seed)
             print_comparison(results["bundled"])
     finally:
         if not args.out:

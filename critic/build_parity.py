@@ -9,26 +9,51 @@ Example:
 
 from __future__ import annotations
 
+import json
+import random
+import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from critic.build_ray import ENCODE, vector_matrix
-from critic.embed import EmbeddingCache, embed_texts
+from critic.build_ray import EMBED, ENCODE, vector_matrix
+from critic.embed import EmbeddingCache, embed_texts, load_encoder
 from critic.home import Home
+from critic.records import Artwork
 from critic.store import ArtworkStore
 from critic.style_model import load_style_model
 from index.store import VectorIndex
 
 
+def copy_embedding_cache(source: Home, target: Home) -> None:
+    """``target`` starts with ``source``'s embedding cache, as a rebuild would: a reference build of the same
+    records then embeds nothing (embeddings_beside_the_encoder checks what it takes over)."""
+    target.root.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(source.cache_path) as original, sqlite3.connect(target.cache_path) as copy:
+        original.backup(copy)  # WAL mode: the file alone may lack the latest pages
+
+
+def shard_rows(home: Home, stage: str, columns: list[str]) -> pa.Table:
+    """The rows a Ray build wrote into ``home``'s shards of ``stage`` (EMBED or ENCODE), in shard order."""
+    paths = sorted((home.shards_dir / stage).glob("part-*.parquet"))
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
+
+
+def embeddings_beside_the_encoder(home: Home, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of ``count`` embeddings from a Ray build's embed shards, and the same texts embedded by
+    this process's encoder."""
+    table = shard_rows(home, EMBED, ["record", "embedding"])
+    rows = random.Random(seed).sample(range(table.num_rows), min(count, table.num_rows))
+    texts = [Artwork.from_dict(json.loads(table["record"][i].as_py())).text() for i in rows]
+    return vector_matrix(table["embedding"])[rows], load_encoder().encode(texts, normalize_embeddings=True)
+
+
 def shard_latents(home: Home) -> dict[str, np.ndarray]:
     """The StyleVAE latents a Ray build's encode actors wrote into ``home``'s shards, by artwork id."""
-    latents: dict[str, np.ndarray] = {}
-    for path in sorted((home.shards_dir / ENCODE).glob("part-*.parquet")):
-        table = pq.read_table(path, columns=["id", "latent"])
-        latents.update(zip(table["id"].to_pylist(), vector_matrix(table["latent"]), strict=True))
-    return latents
+    table = shard_rows(home, ENCODE, ["id", "latent"])
+    return dict(zip(table["id"].to_pylist(), vector_matrix(table["latent"]), strict=True))
 
 
 def model_latents(home: Home) -> dict[str, np.ndarray]:
