@@ -22,16 +22,19 @@ then `critic build --no-writer` starting from a copy of the Ray build's embeddin
 into two fresh homes, then compared with critic/build_parity.py, as tests/test_build_ray.py compares a
 2,000-record slice: the embeddings taken over against this process's encoder on a sample, the cosine between the
 Ray actors' latents and the default build's, the same for the two indexes' vectors, and the overlap of every
-artwork's top-10 neighbours. Each build trains its own StyleVAE with the default schedule.
+artwork's top-10 neighbours. Each build trains its own StyleVAE with the default schedule (on a busy 2-core machine
+about half an hour a build), unless --style-model gives both a checkpoint to reuse: the comparison then
+covers the engines' own work (embedding, encoding, the index), tests/test_build_ray.py covering the training too.
 
 The script removes OMP_NUM_THREADS and MKL_NUM_THREADS from the environment of every process it starts, so each
 engine takes the cores as it does for a user: the single process all of them, a Ray actor or a pool process its
 share. "load after" is the 1-minute load average as each row ends: on a machine shared with other work the
 figures are only as steady as it.
 
-    python bench/distributed.py                                      # 100k records and 300 critiques
+    python bench/distributed.py                                      # 100k records, 300 critiques: ~2 h on 2 cores
     python bench/distributed.py --records 2000 --critiques 100       # a quick check: a few minutes
-    python bench/distributed.py --no-build --no-critiques --compare-bundled   # about 20 minutes on 2 cores
+    python bench/distributed.py --no-build --no-critiques --compare-bundled   # about an hour on 2 busy cores
+    python bench/distributed.py --no-build --no-critiques --compare-bundled --style-model HOME/vae   # 11 min
     python bench/distributed.py --no-build --no-critiques --compare-bundled --bundled-limit 500   # a quick check
     python bench/distributed.py --out DIR --json results.json        # keep the catalogue, homes and logs
 """
@@ -150,10 +153,12 @@ def measure_pregeneration(work: Path, source: Home, artworks: int) -> list[dict]
     return rows
 
 
-def compare_bundled(work: Path, limit: int | None, queries: int, seed: int) -> dict:
+def compare_bundled(work: Path, limit: int | None, style_model: Path | None, queries: int, seed: int) -> dict:
     """The bundled collection built by `critic build --engine ray`, then by `critic build` starting from a copy of
     the Ray build's embedding cache (as tests/test_build_ray.py does: the collection is embedded once, and the
-    embeddings it takes over are checked against this process's encoder on a sample), compared."""
+    embeddings it takes over are checked against this process's encoder on a sample), compared. With
+    ``style_model`` both homes start with that StyleVAE checkpoint, which each build reuses when it was trained on
+    the same data (as a rebuild does) and otherwise replaces."""
     from critic.build_parity import (
         copy_embedding_cache,
         cosines,
@@ -169,6 +174,8 @@ def compare_bundled(work: Path, limit: int | None, queries: int, seed: int) -> d
     infos = {}
     for home, extra in ((ray, ["--engine", "ray"]), (single, [])):
         shutil.rmtree(home.root, ignore_errors=True)
+        if style_model:
+            shutil.copytree(style_model, home.vae_dir)
         if home == single:
             copy_embedding_cache(ray, single)
         infos[home], _ = critic(["build", "--home", str(home.root), "--no-writer", *sliced, *extra],
@@ -188,6 +195,7 @@ def compare_bundled(work: Path, limit: int | None, queries: int, seed: int) -> d
         "single_newly_embedded": infos[single]["newly_embedded"],
         "embedding_max_difference": float(abs(taken - encoded).max()),
         "same_vae_training_data": infos[single]["vae"]["data_hash"] == infos[ray]["vae"]["data_hash"],
+        "style_model": str(style_model) if style_model else "trained by each build",
         "ray_workers": infos[ray]["engine"]["workers"],
         "latent_cosine": {"min": float(latent.min()), "median": float(statistics.median(latent))},
         "index_vector_cosine": {"min": float(vector.min()), "median": float(statistics.median(vector))},
@@ -228,7 +236,8 @@ def print_comparison(c: dict) -> None:
     top = c["top10"]
     print(f"\nThe bundled collection built both ways ({c['artworks']:,} artworks; Ray with {c['ray_workers']} workers; "
           f"builds {c['build_s']['ray']:.0f} s and {c['build_s']['single']:.0f} s; same VAE training data: "
-          f"{c['same_vae_training_data']}; the default build took the Ray build's embeddings and embedded "
+          f"{c['same_vae_training_data']}; style model: {c['style_model']}; the default build took the Ray build's "
+          f"embeddings and embedded "
           f"{c['single_newly_embedded']} texts itself; the embeddings differ from this process's encoder by at most "
           f"{c['embedding_max_difference']:.1e} on 200 of them)\n")
     print("| measure | value |")
@@ -254,6 +263,8 @@ def main() -> None:
     parser.add_argument("--compare-bundled", action="store_true",
                         help="also build the bundled collection both ways and compare them (about 15 minutes)")
     parser.add_argument("--bundled-limit", type=int, help="--compare-bundled: only the first N records (a quick check)")
+    parser.add_argument("--style-model", help="--compare-bundled: start both homes with this StyleVAE checkpoint "
+                        "(a home's vae/ folder; reused when trained on the same data, else retrained)")
     parser.add_argument("--queries", type=int, default=0,
                         help="--compare-bundled: artworks whose top-10 is compared (default 0: all)")
     parser.add_argument("--out", help="keep the catalogue, homes and logs here (default: a temporary folder)")
@@ -273,7 +284,8 @@ def main() -> None:
             results["pregeneration"] = measure_pregeneration(work, Home.resolve(args.critique_home), args.critiques)
             print_pregeneration(results["pregeneration"])
         if args.compare_bundled:
-            results["bundled"] = compare_bundled(work, args.bundled_limit, args.queries, args.seed)
+            style_model = Path(args.style_model) if args.style_model else None
+            results["bundled"] = compare_bundled(work, args.bundled_limit, style_model, args.queries, args.seed)
             print_comparison(results["bundled"])
     finally:
         if not args.out:

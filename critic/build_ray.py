@@ -214,7 +214,11 @@ def _run_wave(
 ) -> None:
     by_number = {s.number: s for s in shards}
     batches = -(-sum(s.size for s in shards) // BATCH_SIZE)  # more actors than batches would idle
-    results = ray.data.from_arrow([s.load() for s in shards]).map_batches(
+    # A block a batch: Ray Data gives each block to one actor, so whole shards as blocks would leave actors idle
+    # whenever a wave holds fewer shards than workers (a collection under two shards ran on one of two actors).
+    tables = [s.load() for s in shards]
+    blocks = [t.slice(start, BATCH_SIZE) for t in tables for start in range(0, t.num_rows, BATCH_SIZE)]
+    results = ray.data.from_arrow(blocks).map_batches(
         actor,
         fn_constructor_args=args,
         batch_size=BATCH_SIZE,
