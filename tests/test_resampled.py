@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from critic.corpus import import_catalog
 
-from resampled import resampled_records, write_jsonl  # noqa: E402
-
-from critic.corpus import import_catalog  # noqa: E402
+# Loaded from its file: with bench/ on sys.path, bench/api.py would shadow the project's `api` package.
+_spec = importlib.util.spec_from_file_location("resampled", Path(__file__).parents[1] / "bench" / "resampled.py")
+resampled = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(resampled)
+resampled_records, write_jsonl = resampled.resampled_records, resampled.write_jsonl
 
 
 def test_records_are_distinct_mixtures_of_real_ones(walters_slice, tmp_path):
