@@ -69,7 +69,8 @@ class Shard:
 
 class RayEngine:
     """critic.build's per-record steps on Ray: joins the cluster at ``address`` (None: the one this process is
-    connected to, else a local Ray on this machine's cores).
+    connected to, else a local Ray on this machine's cores), with one actor per CPU, at most ``workers`` (a
+    local Ray then gets that many CPUs).
 
     Example:
         >>> from critic.build import build
@@ -78,10 +79,13 @@ class RayEngine:
         {'total': 4, 'computed': 4}
     """
 
-    def __init__(self, address: str | None = None, shard_size: int = SHARD_SIZE, sample_size: int = SAMPLE_SIZE):
-        if shard_size < 1 or sample_size < 1:
-            raise ValueError(f"shard size and sample size must be positive, got {shard_size} and {sample_size}")
+    def __init__(self, address: str | None = None, shard_size: int = SHARD_SIZE, sample_size: int = SAMPLE_SIZE,
+                 workers: int | None = None):
+        if shard_size < 1 or sample_size < 1 or (workers is not None and workers < 1):
+            raise ValueError(f"shard size, sample size and workers must be positive, got {shard_size}, "
+                             f"{sample_size} and {workers}")
         self.address, self.shard_size, self.sample_size = address, shard_size, sample_size
+        self.max_workers = workers
         self.workers = 0
         self.shards: dict[str, dict[str, int]] = {}
         self.sampled = 0
@@ -90,8 +94,9 @@ class RayEngine:
     @contextlib.contextmanager
     def session(self, progress: bool, log: Callable[[str], None]) -> Iterator[None]:
         ray.data.DataContext.get_current().enable_progress_bars = progress
-        with ray_connection(self.address):
-            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        with ray_connection(self.address, self.max_workers):
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self.workers = min(cpus, self.max_workers or cpus)
             log(f"ray: {self.workers} worker(s) on {len(ray.nodes())} node(s)")
             yield
 
@@ -209,7 +214,11 @@ def _run_wave(
 ) -> None:
     by_number = {s.number: s for s in shards}
     batches = -(-sum(s.size for s in shards) // BATCH_SIZE)  # more actors than batches would idle
-    results = ray.data.from_arrow([s.load() for s in shards]).map_batches(
+    # A block a batch: Ray Data gives each block to one actor, so whole shards as blocks would leave actors idle
+    # whenever a wave holds fewer shards than workers (a collection under two shards ran on one of two actors).
+    tables = [s.load() for s in shards]
+    blocks = [t.slice(start, BATCH_SIZE) for t in tables for start in range(0, t.num_rows, BATCH_SIZE)]
+    results = ray.data.from_arrow(blocks).map_batches(
         actor,
         fn_constructor_args=args,
         batch_size=BATCH_SIZE,

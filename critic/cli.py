@@ -26,7 +26,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.map and not args.catalog:
         raise UsageError("--map needs --catalog (the bundled collection has its own mapping)")
-    ray_options = {k: v for k in ("address", "shard_size", "sample_size") if (v := getattr(args, k))}
+    ray_options = {k: v for k in ("address", "shard_size", "sample_size", "workers") if (v := getattr(args, k))}
     if ray_options and args.engine != "ray":
         raise UsageError(f"--{next(iter(ray_options)).replace('_', '-')} needs --engine ray")
     engine = _ray_engine()(**ray_options) if args.engine == "ray" else None
@@ -340,6 +340,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="ray: the cluster to join, e.g. HEAD:6379 or auto (default: start a local Ray)")
     p.add_argument("--shard-size", type=_positive, help="ray: records per shard (default 10,000)")
     p.add_argument("--sample-size", type=_positive, help="ray: records per split side the VAE trains on (100,000)")
+    p.add_argument("--workers", type=_positive,
+                   help="ray: at most N actors (default one per CPU); a local Ray starts with N CPUs")
     _home_option(p)
 
     p = sub.add_parser("info", help="what is built: counts, model ids, VAE metrics, build time")

@@ -7,18 +7,14 @@ encoder on a sample."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -26,14 +22,18 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from critic.build import build  # noqa: E402
-from critic.build_ray import EMBED, ENCODE, RayEngine, sampled_ids, vector_matrix  # noqa: E402
+from critic.build_parity import (  # noqa: E402
+    copy_embedding_cache,
+    cosines,
+    embeddings_beside_the_encoder,
+    model_latents,
+    neighbour_overlap,
+    shard_latents,
+)
+from critic.build_ray import EMBED, ENCODE, RayEngine, sampled_ids  # noqa: E402
 from critic.cli import main  # noqa: E402
-from critic.embed import EmbeddingCache, embed_texts, load_encoder  # noqa: E402
 from critic.home import Home  # noqa: E402
-from critic.records import Artwork  # noqa: E402
 from critic.split import Split  # noqa: E402
-from critic.store import ArtworkStore  # noqa: E402
-from critic.style_model import load_style_model  # noqa: E402
 from critic.train import TrainConfig  # noqa: E402
 from critic.vae import VAEConfig  # noqa: E402
 from index.store import VectorIndex  # noqa: E402
@@ -53,9 +53,7 @@ def quiet(message: str) -> None:
 @pytest.fixture(scope="module")
 def single_home(tmp_path_factory, ray_build) -> Home:
     home = Home(tmp_path_factory.mktemp("single"))
-    home.root.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(ray_build[0].cache_path) as source, sqlite3.connect(home.cache_path) as copy:
-        source.backup(copy)  # WAL mode: the file alone may lack the latest pages
+    copy_embedding_cache(ray_build[0], home)
     info = build(home, limit=SLICE, vae_config=VAE, train_config=TRAIN, writer=False, progress=False, log=quiet)
     assert info["newly_embedded"] == 0
     return home
@@ -70,11 +68,6 @@ def cluster():
     nodes.add_node(**NODE)
     yield nodes
     nodes.shutdown()
-
-
-def shard_rows(home: Home, stage: str, columns: list[str]) -> pa.Table:
-    paths = sorted((home.shards_dir / stage).glob("part-*.parquet"))
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in paths])
 
 
 def embed_actor_pids() -> list[int]:
@@ -127,37 +120,22 @@ def test_a_killed_worker_does_not_stop_the_build(ray_build):
 
 @pytest.mark.slow
 def test_embeddings_match_the_single_process_encoder(ray_build):
-    table = shard_rows(ray_build[0], EMBED, ["record", "embedding"])
-    rows = random.Random(0).sample(range(table.num_rows), 100)
-    texts = [Artwork.from_dict(json.loads(table["record"][i].as_py())).text() for i in rows]
-    expected = load_encoder().encode(texts, normalize_embeddings=True)
-    assert np.allclose(vector_matrix(table["embedding"])[rows], expected, atol=1e-6)
+    ours, expected = embeddings_beside_the_encoder(ray_build[0], 100)
+    assert np.allclose(ours, expected, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_latents_match_the_single_process_build(ray_build, single_home):
-    home = ray_build[0]
-    table = shard_rows(home, ENCODE, ["id", "latent"])
-    ray_latents = dict(zip(table["id"].to_pylist(), vector_matrix(table["latent"]), strict=True))
-    records = ArtworkStore(single_home.store_path).all()
-    embeddings, encoded = embed_texts([r.text() for r in records], EmbeddingCache(single_home.cache_path))
-    single = load_style_model(single_home.vae_dir).latents(embeddings, records)
-    assert encoded == 0 and len(ray_latents) == len(records)
-    theirs = np.stack([ray_latents[r.id] for r in records])
-    cosine = (single * theirs).sum(1) / np.linalg.norm(single, axis=1) / np.linalg.norm(theirs, axis=1)
-    assert cosine.min() >= 0.999
+    ray_latents, single = shard_latents(ray_build[0]), model_latents(single_home)
+    assert ray_latents.keys() == single.keys()
+    assert cosines(single, ray_latents).min() >= 0.999
 
 
 @pytest.mark.slow
 def test_top_ten_neighbours_match(ray_build, single_home):
     ours, theirs = VectorIndex.load(ray_build[0].index_dir), VectorIndex.load(single_home.index_dir)
-    queries = random.Random(0).sample(theirs.ids(), 200)
-
-    def top10(index: VectorIndex, artwork_id: str) -> list[str]:
-        return [i for i, _ in index.search(index.vector(artwork_id), k=10, exclude=[artwork_id])]
-
-    overlap = [len(set(top10(ours, q)) & set(top10(theirs, q))) / 10 for q in queries]
-    assert np.mean(overlap) >= 0.99 and min(overlap) >= 0.8
+    overlap = neighbour_overlap(ours, theirs, random.Random(0).sample(theirs.ids(), 200))
+    assert overlap.mean() >= 0.99 and overlap.min() >= 0.8
 
 
 @pytest.mark.slow
@@ -182,6 +160,7 @@ def test_sampled_ids_bound_each_side_and_are_seeded():
     assert chosen == sampled_ids(split, 10) and sampled_ids(split, 100) == {*split.fit, *split.validation, *split.test}
 
 
-def test_the_cli_refuses_an_address_without_the_ray_engine(capsys):
-    assert main(["build", "--address", "ray://nowhere:10001"]) == 2
-    assert "--address needs --engine ray" in capsys.readouterr().err
+@pytest.mark.parametrize("option", [["--address", "ray://nowhere:10001"], ["--workers", "2"]])
+def test_the_cli_refuses_ray_options_without_the_ray_engine(capsys, option):
+    assert main(["build", *option]) == 2
+    assert f"{option[0]} needs --engine ray" in capsys.readouterr().err

@@ -24,7 +24,7 @@ PACKAGES = ("critic", "index", "api")
 TOP = {"critic.cli", "critic.explore"}
 SERVICE = {
     "critic.service", "critic.follow", "critic.writing", "critic.repair", "critic.build", "critic.build_ray",
-    "critic.eval_recommend", "critic.pregenerate",
+    "critic.build_parity", "critic.eval_recommend", "critic.pregenerate",
 }
 # Offline code: training, the build pipeline and the evaluation protocols. The server and the CLI's query commands
 # must run without loading any of it (it drags in optimisers and evaluation data, and it changes more often).
@@ -32,6 +32,7 @@ TRAINING = {
     "critic.train",
     "critic.build",
     "critic.build_ray",
+    "critic.build_parity",
     "critic.evaluate",
     "critic.eval_recommend",
     "critic.writer.train",
