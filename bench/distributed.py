@@ -246,7 +246,7 @@ def print_comparison(c: dict) -> None:
         print(f"| {name.replace('_', ' ')}, min / median | {c[name]['min']:.6f} / {c[name]['median']:.6f} |")
     print(f"| top-10 overlap over {top['queries']:,} artworks, mean / min | {top['mean_overlap']:.4f} / "
           f"{top['min_overlap']:.1f} |")
-    print(f"| artworks whose top-10 is the same set | {top['identical_share']:.2%} |")
+    print(f"| artworks whose top-10 is the same set (ties at the tenth score count) | {top['identical_share']:.2%} |")
     tolerance = c["latent_cosine"]["min"] >= 0.999
     print(f"\nlatent cosine >= 0.999 for every artwork (the issue's tolerance): {tolerance}")
 
