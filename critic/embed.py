@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from critic.fast_embed import FAST_MODEL_ID, FastEncoder, ensure_exported, load_fast_encoder
 from critic.records import text_hash
+from critic.sql import in_chunks
 
 MODEL_ID = FAST_MODEL_ID
 DIM = 384
@@ -91,10 +92,7 @@ class EmbeddingCache:
 
     def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(hashes))
-        for start in range(0, len(unique), 500):  # SQLite caps the number of bound parameters
-            chunk = unique[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in in_chunks(hashes):
             rows = self._db.execute(
                 f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", (self.model_id, *chunk)
             )

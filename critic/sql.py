@@ -61,6 +61,23 @@ class Session(Protocol):
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any: ...
 
 
+#: Values bound in one ``IN (...)``: SQLite caps the number of bound parameters.
+IN_CHUNK = 500
+
+
+def in_chunks(values: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """``values`` without repeats, in chunks of at most IN_CHUNK, each with its ``?`` marks for ``IN (...)``.
+
+    Example:
+        >>> list(in_chunks(["a", "b", "a"]))
+        [(['a', 'b'], '?,?')]
+    """
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), IN_CHUNK):
+        chunk = unique[start : start + IN_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def is_url(location: str | Path) -> bool:
     """Whether ``location`` names a PostgreSQL database rather than an SQLite file.
 

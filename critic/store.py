@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from critic.records import Artwork
-from critic.sql import CHANGES_CHANNEL, Listener, Session, StoreError, open_database, redact
+from critic.sql import CHANGES_CHANNEL, Listener, Session, StoreError, in_chunks, open_database, redact
 
 #: Each engine's tables. An artwork's place in store order is SQLite's rowid, PostgreSQL's ``pos``.
 _SCHEMA = {
@@ -143,15 +143,12 @@ class ArtworkStore:
     def get_many(self, ids: Sequence[str]) -> list[Artwork]:
         """The stored records among ``ids``, in their order (missing ones left out), a few queries in all."""
         found: dict[str, Artwork] = {}
-        unique = list(dict.fromkeys(ids))
         with self._connect() as db:
-            for start in range(0, len(unique), 500):  # SQLite caps the number of bound parameters
-                chunk = unique[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in in_chunks(ids):
                 for (text,) in db.execute(f"SELECT record FROM artworks WHERE id IN ({marks})", chunk).fetchall():
                     record = Artwork.from_dict(json.loads(text))
                     found[record.id] = record
-        return [found[i] for i in unique if i in found]
+        return [found[i] for i in dict.fromkeys(ids) if i in found]
 
     def delete(self, artwork_id: str) -> bool:
         with self._connect(write=True) as db:

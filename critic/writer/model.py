@@ -170,14 +170,15 @@ class WriterModel:
             ids[i, : len(row)] = row
         embedding = w["token_embedding.weight"]
         w_ih, w_hh, b_ih, b_hh = (w[f"gru.{n}_l0"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        hidden = w_hh.shape[1]
+        hidden, embed_dim = w_hh.shape[1], embedding.shape[1]
         h = np.tanh(cond @ w["initial_state.weight"].T + w["initial_state.bias"])
         # The conditioning half of every step's input is the same: its input projection is computed once.
-        cond_gates = cond @ w_ih[:, embedding.shape[1] :].T + b_ih
+        cond_gates = cond @ w_ih[:, embed_dim:].T + b_ih
+        word_in, state_in = np.ascontiguousarray(w_ih[:, :embed_dim].T), np.ascontiguousarray(w_hh.T)
         outputs = []
         for step in range(width - 1):
-            gi = embedding[ids[:, step]] @ w_ih[:, : embedding.shape[1]].T + cond_gates
-            gh = h @ w_hh.T + b_hh
+            gi = embedding[ids[:, step]] @ word_in + cond_gates
+            gh = h @ state_in + b_hh
             r = _sigmoid(gi[:, :hidden] + gh[:, :hidden])
             z = _sigmoid(gi[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden])
             n = np.tanh(gi[:, 2 * hidden :] + r * gh[:, 2 * hidden :])
